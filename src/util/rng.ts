@@ -9,14 +9,14 @@ export type RngState = seedrandom.State.Arc4;
  * `fork(label)` so that adding draws in one component does not shift another's stream.
  */
 export class Rng {
-  private prng: seedrandom.PRNG;
+  private prng: seedrandom.StatefulPRNG<seedrandom.State.Arc4>;
   readonly seed: string;
 
   constructor(seed: number | string, state?: RngState) {
     this.seed = String(seed);
-    this.prng = state
+    this.prng = (state
       ? seedrandom('', { state })
-      : seedrandom(this.seed, { state: true });
+      : seedrandom(this.seed, { state: true })) as seedrandom.StatefulPRNG<seedrandom.State.Arc4>;
   }
 
   /** Independent child stream, deterministic in (parent seed, label). */

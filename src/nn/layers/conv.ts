@@ -1,0 +1,135 @@
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../../errors.js';
+import { Layer } from '../module.js';
+import { kaimingNormalFanOut, uniformInit } from '../init.js';
+
+export type Padding2d = number | [number, number] | 'same' | 'valid';
+
+export interface Conv2dOptions {
+  stride?: number;
+  /** PyTorch semantics: symmetric zero padding of this many pixels, or 'same'/'valid'. */
+  padding?: Padding2d;
+  dilation?: number;
+  groups?: number;
+  bias?: boolean;
+  /** 'torch' = PyTorch's default U(±1/sqrt(fan_in)); 'kaiming_out' = torchvision ResNet init. */
+  init?: 'torch' | 'kaiming_out';
+}
+
+/**
+ * Pads NHWC spatially with PyTorch's symmetric semantics. wasm rejects explicit pad arrays in
+ * conv2d, and tfjs 'same' pads asymmetrically for stride 2, so we pad explicitly and convolve 'valid'.
+ */
+export function padSpatial(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor4D {
+  if (ph === 0 && pw === 0) return x;
+  return tf.pad(x, [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
+}
+
+function resolvePadding(p: Padding2d, k: number, dilation: number): [number, number] | 'valid' {
+  if (p === 'valid') return 'valid';
+  if (p === 'same') {
+    const total = (k - 1) * dilation;
+    if (total % 2 !== 0) throw new ConfigError(`padding 'same' with even effective kernel ${k} is asymmetric; give explicit padding`);
+    return [total / 2, total / 2];
+  }
+  return typeof p === 'number' ? [p, p] : p;
+}
+
+/**
+ * 2D convolution over NHWC tensors with PyTorch parameter names (`weight`, `bias`) and
+ * semantics (symmetric padding, groups, dilation). Depthwise when groups == in == out / m.
+ */
+export class Conv2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+  readonly stride: number;
+  readonly pad: [number, number] | 'valid';
+  readonly dilation: number;
+  readonly groups: number;
+  readonly depthwise: boolean;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    opts: Conv2dOptions = {},
+  ) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.dilation = opts.dilation ?? 1;
+    this.groups = opts.groups ?? 1;
+    this.pad = resolvePadding(opts.padding ?? 0, kernelSize, this.dilation);
+    if (inChannels % this.groups !== 0 || outChannels % this.groups !== 0) {
+      throw new ConfigError(`Conv2d: channels ${inChannels}->${outChannels} not divisible by groups ${this.groups}`);
+    }
+    this.depthwise = this.groups > 1 && this.groups === inChannels;
+    const k = kernelSize;
+    const fanIn = (inChannels / this.groups) * k * k;
+    const fanOut = (outChannels / this.groups) * k * k;
+    const shape = this.depthwise
+      ? [k, k, inChannels, outChannels / inChannels]
+      : [k, k, inChannels / this.groups, outChannels];
+    const w = opts.init === 'kaiming_out' ? kaimingNormalFanOut(shape, fanOut) : uniformInit(shape, 1 / Math.sqrt(fanIn));
+    this.weight = this.addParameter('weight', w, this.depthwise ? 'depthwise' : 'conv2d');
+    this.bias = opts.bias === false ? null : this.addParameter('bias', uniformInit([outChannels], 1 / Math.sqrt(fanIn)));
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const xp = this.pad === 'valid' ? x : padSpatial(x, this.pad[0], this.pad[1]);
+      const d: [number, number] = [this.dilation, this.dilation];
+      let y: tf.Tensor4D;
+      if (this.depthwise) {
+        y = tf.depthwiseConv2d(xp, this.weight as tf.Tensor4D, this.stride, 'valid', 'NHWC', d);
+      } else if (this.groups === 1) {
+        y = tf.conv2d(xp, this.weight as tf.Tensor4D, this.stride, 'valid', 'NHWC', d);
+      } else {
+        const xs = tf.split(xp, this.groups, 3) as tf.Tensor4D[];
+        const ws = tf.split(this.weight as tf.Tensor4D, this.groups, 3) as tf.Tensor4D[];
+        y = tf.concat(xs.map((xi, i) => tf.conv2d(xi, ws[i], this.stride, 'valid', 'NHWC', d)), 3);
+      }
+      return this.bias ? (tf.add(y, this.bias) as tf.Tensor4D) : y;
+    });
+  }
+}
+
+/**
+ * Transposed convolution with PyTorch semantics: out = (in-1)*stride - 2*padding + kernel + outputPadding.
+ * Weight stored as tfjs conv2dTranspose filter [kh, kw, out, in].
+ */
+export class ConvTranspose2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly opts: { stride?: number; padding?: number; outputPadding?: number; bias?: boolean } = {},
+  ) {
+    super();
+    const k = kernelSize;
+    // PyTorch computes fan_in of a transposed conv weight [in, out, k, k] as out*k*k.
+    const fanIn = outChannels * k * k;
+    this.weight = this.addParameter('weight', uniformInit([k, k, outChannels, inChannels], 1 / Math.sqrt(fanIn)), 'convTranspose2d');
+    this.bias = opts.bias === false ? null : this.addParameter('bias', uniformInit([outChannels], 1 / Math.sqrt(fanIn)));
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const s = this.opts.stride ?? 1;
+      const p = this.opts.padding ?? 0;
+      const op = this.opts.outputPadding ?? 0;
+      const [n, h, w] = x.shape;
+      const k = this.kernelSize;
+      // Full (unpadded) transposed conv, then crop PyTorch's padding: valid for any padding/stride.
+      const fullH = (h - 1) * s + k;
+      const fullW = (w - 1) * s + k;
+      let y: tf.Tensor4D = tf.conv2dTranspose(x, this.weight as tf.Tensor4D, [n, fullH + op, fullW + op, this.outChannels], s, 'valid');
+      const outH = fullH - 2 * p + op;
+      const outW = fullW - 2 * p + op;
+      if (p > 0 || op > 0) y = tf.slice(y as tf.Tensor4D, [0, p, p, 0], [n, outH, outW, this.outChannels]);
+      return this.bias ? (tf.add(y, this.bias) as tf.Tensor4D) : y;
+    });
+  }
+}

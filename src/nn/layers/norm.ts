@@ -1,0 +1,104 @@
+import * as tf from '@tensorflow/tfjs';
+import { Layer } from '../module.js';
+
+/**
+ * BatchNorm over the channel (last) axis of NHWC tensors, PyTorch semantics: training normalises
+ * with the biased batch variance and updates running_var with the unbiased one, momentum 0.1.
+ * Buffers carry torchvision's names, num_batches_tracked included, so checkpoints load strictly.
+ */
+export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  readonly numBatchesTracked: tf.Variable;
+
+  constructor(
+    readonly numFeatures: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', tf.ones([numFeatures]));
+    this.bias = this.addParameter('bias', tf.zeros([numFeatures]));
+    this.runningMean = this.addBuffer('running_mean', tf.zeros([numFeatures]));
+    this.runningVar = this.addBuffer('running_var', tf.ones([numFeatures]));
+    this.numBatchesTracked = this.addBuffer('num_batches_tracked', tf.scalar(0));
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    if (!this.training) {
+      return tf.tidy(() => {
+        const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, this.eps)));
+        const shift = tf.sub(this.bias, tf.mul(this.runningMean, scale));
+        return tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
+      });
+    }
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const n = x.size / this.numFeatures;
+      // Running statistics are state, not part of the graph: update them from detached values.
+      const m = this.momentum;
+      const unbiased = n > 1 ? n / (n - 1) : 1;
+      tf.tidy(() => {
+        const rm = tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m));
+        const rv = tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, m * unbiased));
+        this.runningMean.assign(rm);
+        this.runningVar.assign(rv);
+        this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, 1));
+      });
+      const xn = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps)));
+      return tf.add(tf.mul(xn, this.weight), this.bias) as tf.Tensor4D;
+    });
+  }
+}
+
+/** LayerNorm over the last axis (ViT/DINO blocks), PyTorch names `weight`, `bias`. */
+export class LayerNorm extends Layer<tf.Tensor, tf.Tensor> {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', tf.ones([dim]));
+    this.bias = this.addParameter('bias', tf.zeros([dim]));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      const xn = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps)));
+      return tf.add(tf.mul(xn, this.weight), this.bias);
+    });
+  }
+}
+
+/** GroupNorm over NHWC (diffusion U-Nets), PyTorch names `weight`, `bias`. */
+export class GroupNorm extends Layer<tf.Tensor4D, tf.Tensor4D> {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', tf.ones([numChannels]));
+    this.bias = this.addParameter('bias', tf.zeros([numChannels]));
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [n, h, w, c] = x.shape;
+      const g = this.numGroups;
+      const xg = tf.reshape(x, [n, h * w, g, c / g]);
+      const { mean, variance } = tf.moments(xg, [1, 3], true);
+      const xn = tf.div(tf.sub(xg, mean), tf.sqrt(tf.add(variance, this.eps)));
+      return tf.add(tf.mul(tf.reshape(xn, [n, h, w, c]), this.weight), this.bias) as tf.Tensor4D;
+    });
+  }
+}

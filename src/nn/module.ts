@@ -1,0 +1,246 @@
+import * as tf from '@tensorflow/tfjs';
+import { WeightsError } from '../errors.js';
+import { popModuleScope, popModuleType, pushModuleScope, pushModuleType } from './scope.js';
+
+/**
+ * How a parameter is laid out in PyTorch, so checkpoints in torchvision/timm layout convert on load.
+ * We store tensors in tfjs layout: conv filters HWIO, depthwise [kh,kw,C,1], linear [in,out].
+ */
+export type TorchLayout =
+  | 'same' // identical shape (biases, norms, embeddings)
+  | 'conv2d' // torch [O, I, kh, kw] -> tfjs [kh, kw, I, O]
+  | 'convTranspose2d' // torch [I, O, kh, kw] -> tfjs conv2dTranspose filter [kh, kw, O, I]
+  | 'depthwise' // torch [C*m, 1, kh, kw] -> tfjs [kh, kw, C, m]
+  | 'linear'; // torch [out, in] -> tfjs [in, out]
+
+export interface ParamEntry {
+  variable: tf.Variable;
+  torchLayout: TorchLayout;
+  kind: 'parameter' | 'buffer';
+}
+
+export type StateDict = Map<string, tf.Tensor>;
+
+/** Convert a tensor from PyTorch layout to ours. The caller owns the result. */
+export function fromTorchLayout(t: tf.Tensor, layout: TorchLayout): tf.Tensor {
+  switch (layout) {
+    case 'same':
+      return t.clone();
+    case 'conv2d':
+    case 'convTranspose2d':
+      return tf.transpose(t, [2, 3, 1, 0]);
+    case 'depthwise': {
+      // torch [C*m, 1, kh, kw], channel c*m + j is multiplier j of input channel c.
+      const [cm, , kh, kw] = t.shape;
+      return tf.tidy(() => tf.transpose(t, [2, 3, 0, 1]).reshape([kh, kw, cm, 1]));
+    }
+    case 'linear':
+      return tf.transpose(t, [1, 0]);
+  }
+}
+
+/** Inverse of fromTorchLayout, for writing checkpoints PyTorch can read. */
+export function toTorchLayout(t: tf.Tensor, layout: TorchLayout): tf.Tensor {
+  switch (layout) {
+    case 'same':
+      return t.clone();
+    case 'conv2d':
+    case 'convTranspose2d':
+      return tf.transpose(t, [3, 2, 0, 1]);
+    case 'depthwise': {
+      const [kh, kw, c, m] = t.shape;
+      return tf.tidy(() => tf.transpose(t.reshape([kh, kw, c * m, 1]), [2, 3, 0, 1]));
+    }
+    case 'linear':
+      return tf.transpose(t, [1, 0]);
+  }
+}
+
+let variableCounter = 0;
+
+/**
+ * Base class of every network piece, modelled on torch.nn.Module: named parameters and buffers,
+ * child modules, train/eval mode, and state dicts whose dotted names match torchvision/timm so
+ * their checkpoints load strictly.
+ */
+export abstract class Module {
+  /** Dotted path from the root module; set when registered as a child. */
+  path = '';
+  protected training = true;
+  private readonly params = new Map<string, ParamEntry>();
+  private readonly buffers = new Map<string, ParamEntry>();
+  private readonly children = new Map<string, Module>();
+
+  /** Register a trainable parameter; `init` is disposed after copying into a variable. */
+  protected addParameter(name: string, init: tf.Tensor, torchLayout: TorchLayout = 'same', trainable = true): tf.Variable {
+    const v = tf.variable(init, trainable, `p${variableCounter++}_${name}`);
+    init.dispose();
+    this.params.set(name, { variable: v, torchLayout, kind: 'parameter' });
+    return v;
+  }
+
+  /** Register non-trainable state saved in checkpoints (BatchNorm running statistics). */
+  protected addBuffer(name: string, init: tf.Tensor): tf.Variable {
+    const v = tf.variable(init, false, `b${variableCounter++}_${name}`);
+    init.dispose();
+    this.buffers.set(name, { variable: v, torchLayout: 'same', kind: 'buffer' });
+    return v;
+  }
+
+  protected addModule<M extends Module>(name: string, m: M): M {
+    this.children.set(name, m);
+    m.setPath(this.path ? `${this.path}.${name}` : name);
+    return m;
+  }
+
+  private setPath(path: string): void {
+    this.path = path;
+    for (const [name, child] of this.children) child.setPath(`${path}.${name}`);
+  }
+
+  namedChildren(): [string, Module][] {
+    return [...this.children.entries()];
+  }
+
+  /** All (name, entry) pairs, parameters then buffers, depth first like PyTorch's state_dict. */
+  namedEntries(prefix = ''): [string, ParamEntry][] {
+    const out: [string, ParamEntry][] = [];
+    for (const [n, e] of this.params) out.push([prefix + n, e]);
+    for (const [n, e] of this.buffers) out.push([prefix + n, e]);
+    for (const [n, c] of this.children) out.push(...c.namedEntries(`${prefix}${n}.`));
+    return out;
+  }
+
+  namedParameters(prefix = ''): [string, tf.Variable][] {
+    const out: [string, tf.Variable][] = [];
+    for (const [n, e] of this.params) out.push([prefix + n, e.variable]);
+    for (const [n, c] of this.children) out.push(...c.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Trainable variables, for optimizers and tf.variableGrads. */
+  trainableVariables(): tf.Variable[] {
+    return this.namedEntries()
+      .filter(([, e]) => e.kind === 'parameter' && e.variable.trainable)
+      .map(([, e]) => e.variable);
+  }
+
+  /** Number of parameters (buffers excluded), as torch's sum(p.numel() for p in parameters()). */
+  numParameters(): number {
+    return this.namedParameters().reduce((s, [, v]) => s + v.size, 0);
+  }
+
+  /** Freeze or unfreeze every parameter (e.g. a pretrained backbone). */
+  setTrainable(trainable: boolean): this {
+    for (const [, e] of this.namedEntries()) {
+      if (e.kind === 'parameter') e.variable.trainable = trainable;
+    }
+    return this;
+  }
+
+  train(mode = true): this {
+    this.training = mode;
+    for (const c of this.children.values()) c.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  get isTraining(): boolean {
+    return this.training;
+  }
+
+  /** Snapshot of parameters and buffers (clones; caller disposes). */
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
+    for (const [n, e] of this.namedEntries()) out.set(n, e.variable.clone());
+    return out;
+  }
+
+  /**
+   * Assign from a state dict in our layout. Strict mode requires the exact name set; shapes must
+   * always match. Errors list every offending name, as PyTorch's load_state_dict does.
+   */
+  loadStateDict(dict: StateDict, opts: { strict?: boolean; source?: string } = {}): void {
+    const strict = opts.strict ?? true;
+    const source = opts.source ? ` from ${opts.source}` : '';
+    const entries = new Map(this.namedEntries());
+    const missing = [...entries.keys()].filter((k) => !dict.has(k));
+    const unexpected = [...dict.keys()].filter((k) => !entries.has(k));
+    const mismatched: string[] = [];
+    for (const [k, e] of entries) {
+      const t = dict.get(k);
+      if (t && !shapesEqual(t.shape, e.variable.shape)) {
+        mismatched.push(`${k}: checkpoint [${t.shape}] vs model [${e.variable.shape}]`);
+      }
+    }
+    if (mismatched.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
+      const parts: string[] = [];
+      if (missing.length) parts.push(`missing keys (${missing.length}): ${preview(missing)}`);
+      if (unexpected.length) parts.push(`unexpected keys (${unexpected.length}): ${preview(unexpected)}`);
+      if (mismatched.length) parts.push(`shape mismatches (${mismatched.length}): ${preview(mismatched)}`);
+      throw new WeightsError(`cannot load state dict${source} into ${this.constructor.name}: ${parts.join('; ')}`);
+    }
+    for (const [k, e] of entries) {
+      const t = dict.get(k);
+      if (t) e.variable.assign(t.dtype === e.variable.dtype ? t : t.cast(e.variable.dtype));
+    }
+  }
+
+  /** Load a state dict in PyTorch layout (safetensors from torchvision/timm/HF), converting each tensor. */
+  loadTorchStateDict(dict: StateDict, opts: { strict?: boolean; source?: string } = {}): void {
+    const entries = new Map(this.namedEntries());
+    const converted: StateDict = new Map();
+    try {
+      for (const [k, t] of dict) {
+        const e = entries.get(k);
+        converted.set(k, e ? fromTorchLayout(t, e.torchLayout) : t.clone());
+      }
+      this.loadStateDict(converted, opts);
+    } finally {
+      for (const t of converted.values()) t.dispose();
+    }
+  }
+
+  /** State dict in PyTorch layout, for safetensors files PyTorch can load. */
+  torchStateDict(): StateDict {
+    const out: StateDict = new Map();
+    for (const [n, e] of this.namedEntries()) out.set(n, toTorchLayout(e.variable, e.torchLayout));
+    return out;
+  }
+
+  dispose(): void {
+    for (const e of this.params.values()) e.variable.dispose();
+    for (const e of this.buffers.values()) e.variable.dispose();
+    for (const c of this.children.values()) c.dispose();
+  }
+}
+
+/**
+ * A module with a single-tensor forward. `call` wraps `forward` in a module scope so kernel-level
+ * meters can attribute work to `path`.
+ */
+export abstract class Layer<I = tf.Tensor, O = tf.Tensor> extends Module {
+  abstract forward(x: I): O;
+
+  call(x: I): O {
+    pushModuleScope(this.path || this.constructor.name);
+    pushModuleType(this.constructor.name);
+    try {
+      return this.forward(x);
+    } finally {
+      popModuleType();
+      popModuleScope();
+    }
+  }
+}
+
+function shapesEqual(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function preview(xs: string[]): string {
+  return xs.length <= 6 ? xs.join(', ') : `${xs.slice(0, 6).join(', ')}, ...`;
+}
