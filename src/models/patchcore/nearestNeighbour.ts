@@ -1,0 +1,55 @@
+import * as tf from '@tensorflow/tfjs';
+
+export type DistanceKind = 'squared-l2' | 'l2';
+
+/**
+ * Distance from each query row to its nearest bank row, computed in chunks as
+ * |q|² + |b|² - 2 q·b (one matmul per chunk). The official code uses faiss IndexFlatL2, which
+ * returns SQUARED distances; anomalib uses plain L2 (patchcore.md sec. 4). Returns [M] and the
+ * nearest bank index [M].
+ */
+export function nearestNeighbour(
+  queries: tf.Tensor2D,
+  bank: tf.Tensor2D,
+  bankSqNorms: tf.Tensor1D,
+  kind: DistanceKind,
+  chunk = 8192,
+): { distances: tf.Tensor1D; indices: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const m = queries.shape[0];
+    const dists: tf.Tensor1D[] = [];
+    const idxs: tf.Tensor1D[] = [];
+    const qn = tf.sum(tf.square(queries), 1, true);
+    for (let b0 = 0; b0 < bank.shape[0]; b0 += chunk) {
+      const nb = Math.min(chunk, bank.shape[0] - b0);
+      const bk = tf.slice(bank, [b0, 0], [nb, bank.shape[1]]);
+      const bn = tf.slice(bankSqNorms, [b0], [nb]);
+      const d2 = tf.relu(tf.sub(tf.add(qn, bn), tf.mul(2, tf.matMul(queries, bk, false, true))));
+      dists.push(tf.min(d2, 1));
+      idxs.push(tf.add(tf.argMin(d2, 1), b0));
+    }
+    let best = dists[0];
+    let bestIdx = idxs[0];
+    for (let i = 1; i < dists.length; i++) {
+      const better = tf.less(dists[i], best);
+      best = tf.where(better, dists[i], best);
+      bestIdx = tf.where(better, idxs[i], bestIdx);
+    }
+    void m;
+    return { distances: kind === 'l2' ? tf.sqrt(best) : best, indices: bestIdx.toFloat() as tf.Tensor1D };
+  });
+}
+
+/**
+ * Paper eq. 7 re-weighting (anomalib's version, softmax form to avoid exp overflow, anomalib
+ * #324): s = (1 - softmax_0(-‖m* - N_b(m*)‖)) · s*, evaluated for one image's most anomalous
+ * patch. `neighbourDistances` are distances from that test patch to the b nearest bank vectors of
+ * its nearest bank vector m* (the first one is m* itself).
+ */
+export function reweightedScore(maxPatchScore: number, neighbourDistances: number[]): number {
+  // Weight = 1 - exp(d0) / sum_j exp(d_j)  with the same sign convention as the paper.
+  const mx = Math.max(...neighbourDistances);
+  const exps = neighbourDistances.map((d) => Math.exp(d - mx));
+  const total = exps.reduce((a, b) => a + b, 0);
+  return (1 - exps[0] / total) * maxPatchScore;
+}
