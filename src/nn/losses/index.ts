@@ -1,0 +1,3 @@
+export * from './ssim.js';
+export * from './msgms.js';
+export * from './focalLoss.js';
