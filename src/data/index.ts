@@ -1,0 +1,5 @@
+export * from './categories.js';
+export * from './imageIO.js';
+export * from './mvtec.js';
+export * from './splits.js';
+export * from './synthetic/index.js';

@@ -1,0 +1,2 @@
+export * from './generate.js';
+export { SYNTHETIC_DEFECTS, type SyntheticDefect } from './defects.js';
