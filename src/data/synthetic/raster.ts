@@ -66,11 +66,6 @@ export function fractalNoise(rng: Rng, size: number, baseCell: number, octaves: 
   return out;
 }
 
-/** Adds zero-mean Gaussian sensor noise (same on all channels' statistics, independent draws). */
-export function addSensorNoise(c: Canvas, rng: Rng, std: number): void {
-  for (let i = 0; i < c.data.length; i++) c.data[i] = clamp01(c.data[i] + rng.normal(0, std));
-}
-
 /**
  * Irregular blob: a disc whose radius is modulated by two random harmonics. Returns the mask
  * and, per pixel, the normalised radius (0 at the centre, 1 on the boundary) for shading.
