@@ -185,7 +185,7 @@ describe('smoothing (patchcore.md §4, draem.md §4)', () => {
         const g = tf.grad(f)(x).dataSync();
         // The op is linear: f(x + e_i) − f(x) is exactly the i-th gradient component (up to rounding).
         const base = f(x).dataSync()[0];
-        const xs = x.dataSync();
+        const xs = x.dataSync() as Float32Array;
         for (const i of [0, 7, 16, 29]) {
           const b = tf.buffer(x.shape, 'float32', xs.slice());
           const loc = b.indexToLoc(i);

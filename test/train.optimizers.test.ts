@@ -67,7 +67,7 @@ describe('optimizers follow torch.optim step for step', () => {
   }
 
   it('state()/loadState() round trip continues identically; mismatches name the source', () => {
-    const mk = () => [tf.variable(tf.tensor2d([[1, -2], [3, 0.5]])), tf.variable(tf.tensor1d([0.1, 0.2, -0.3]))];
+    const mk = (): tf.Variable[] => [tf.variable(tf.tensor2d([[1, -2], [3, 0.5]])), tf.variable(tf.tensor1d([0.1, 0.2, -0.3]))];
     const g = (ps: tf.Variable[], t: number) => Object.fromEntries(ps.map((p, i) => [p.name, tf.fill(p.shape, 0.1 * (t + 1) * (i + 1))]));
     const a = mk();
     const oa = new Adam(a, { lr: 0.01, amsgrad: true, weightDecay: 0.1 });
@@ -75,7 +75,7 @@ describe('optimizers follow torch.optim step for step', () => {
     const st = oa.state();
     expect([...st.keys()].sort()).toEqual(['0.exp_avg', '0.exp_avg_sq', '0.max_exp_avg_sq', '0.step', '1.exp_avg', '1.exp_avg_sq', '1.max_exp_avg_sq', '1.step', 'step']);
     const b = mk();
-    b.forEach((v, i) => v.assign(a[i]));
+    b.forEach((v, i) => v.assign(a[i] as tf.Tensor));
     const ob = new Adam(b, { lr: 0.01, amsgrad: true, weightDecay: 0.1 });
     ob.loadState(st);
     for (let t = 3; t < 5; t++) {
