@@ -24,6 +24,8 @@ export class PatchCore implements AnomalyDetector {
   constructor(
     readonly config: PatchCoreConfig,
     readonly backbone: FeatureBackbone,
+    /** 'pretrained' or 'random-init', shown in every report. */
+    readonly backboneInit: 'pretrained' | 'random-init' = 'pretrained',
   ) {}
 
   /** Patch features of a batch of [0,1] images: [N*h*w, D]. */
@@ -88,7 +90,7 @@ export class PatchCore implements AnomalyDetector {
     this.bank?.dispose();
     this.bankSqNorms?.dispose();
     this.bank = tf.tensor2d(bank.data, [bank.rows, bank.dim]);
-    this.bankSqNorms = tf.tidy(() => tf.sum(tf.square(this.bank as tf.Tensor2D), 1));
+    this.bankSqNorms = tf.tidy(() => tf.sum(tf.square(this.bank as tf.Tensor2D), 1) as tf.Tensor1D);
   }
 
   predict(images: tf.Tensor4D): Prediction {
@@ -172,7 +174,13 @@ export class PatchCore implements AnomalyDetector {
   }
 
   describe(): Record<string, string | number | boolean> {
-    return { ...this.fitStats, distance: this.config.distance, reweight: this.config.reweight };
+    return {
+      backbone: this.backbone.name,
+      backboneInit: this.backboneInit,
+      ...this.fitStats,
+      distance: this.config.distance,
+      reweight: this.config.reweight,
+    };
   }
 }
 

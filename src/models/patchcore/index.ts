@@ -1,0 +1,52 @@
+import { ConfigError } from '../../errors.js';
+import { createBackbone, getBackboneSpec } from '../backbones/index.js';
+import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
+import { PatchCore } from './model.js';
+
+export { PatchCore } from './model.js';
+export { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
+
+function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
+  const base = (PATCHCORE_PROFILES as Record<string, PatchCoreConfig | undefined>)[profile];
+  if (!base) throw new ConfigError(`--profile ${profile}: PatchCore has profiles ${Object.keys(PATCHCORE_PROFILES).join(', ')}`);
+  const c: PatchCoreConfig = { ...base, layers: [...base.layers] };
+  if (o.backbone && o.backbone !== c.backbone) {
+    const spec = getBackboneSpec(o.backbone);
+    c.backbone = spec.name;
+    c.layers = [...spec.featureLayers];
+  }
+  if (o.imageSize !== undefined) {
+    if (!Number.isInteger(o.imageSize) || o.imageSize < 32) throw new ConfigError(`--image-size ${o.imageSize}: must be an integer >= 32`);
+    // Keep the profile's resize/crop ratio (256/224 in the official pipeline).
+    c.resize = Math.round((o.imageSize * base.resize) / base.crop);
+    c.crop = o.imageSize;
+    c.blurSigma = (base.blurSigma * o.imageSize) / base.crop;
+  }
+  if (o.epochs !== undefined && o.epochs !== 1) {
+    throw new ConfigError('--epochs: PatchCore does not train (it fits a memory bank in one pass); drop the option');
+  }
+  return c;
+}
+
+export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
+  name: 'patchcore',
+  paperId: 'patchcore',
+  displayName: 'PatchCore',
+  summary: 'frozen WideResNet-50-2 patch features, 10% greedy coreset memory bank, nearest-neighbour distance (Roth et al. 2022)',
+  usesSyntheticAnomalies: false,
+  profiles: PATCHCORE_PROFILES,
+  defaultProfile: 'cpu',
+  resolveConfig,
+  async create(config, env) {
+    const bb = await createBackbone(config.backbone, {
+      init: env.backboneInit,
+      weights: env.weightsPath,
+      weightsDir: env.weightsDir,
+      featureLayers: config.layers,
+    });
+    if (bb.warning) env.warn(bb.warning);
+    env.log(`[patchcore] backbone ${config.backbone} (${bb.initUsed}): ${bb.source}`);
+    return new PatchCore(config, bb.module, bb.initUsed);
+  },
+};

@@ -1,0 +1,79 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DatasetError } from '../errors.js';
+import {
+  ensureSyntheticCategory,
+  indexCategory,
+  isMvtecCategory,
+  isSyntheticCategory,
+  listCategoryFolders,
+  makeSplit,
+  resolveMvtecRoot,
+  syntheticDataNotice,
+  syntheticStandIn,
+  type CategoryIndex,
+  type DatasetSplit,
+} from '../data/index.js';
+
+export interface DatasetRequest {
+  category: string;
+  data?: string;
+  seed: number;
+  valFraction?: number;
+  rebalance?: boolean;
+  testNormalShare?: number;
+  /** Force the synthetic dataset. */
+  synthetic?: boolean;
+  /** Where generated synthetic categories are cached. */
+  syntheticDir?: string;
+}
+
+export interface PreparedDataset {
+  index: CategoryIndex;
+  split: DatasetSplit;
+  dataSource: 'real' | 'synthetic';
+  /** The loud notice printed when synthetic data stands in for the requested category. */
+  notice: string | null;
+  requestedCategory: string;
+}
+
+/**
+ * Finds the category: real data under the root when present; otherwise, only when the user named
+ * no root (neither --data nor $MVTEC_ROOT) and the category is an MVTec one, the built-in
+ * synthetic stand-in with a loud notice. An explicit root that lacks the category is an error
+ * listing what it does contain.
+ */
+export async function prepareDataset(req: DatasetRequest): Promise<PreparedDataset> {
+  const { root, source } = resolveMvtecRoot(req.data);
+  const synthDir = resolve(req.syntheticDir ?? join('data', 'synthetic'));
+  let useSynthetic = req.synthetic === true || isSyntheticCategory(req.category);
+  if (!useSynthetic && !existsSync(join(root, req.category))) {
+    if (source === 'default' && isMvtecCategory(req.category)) {
+      useSynthetic = true;
+    } else if (source === 'default') {
+      const found = existsSync(root) ? listCategoryFolders(root) : [];
+      throw new DatasetError(
+        `category '${req.category}' is neither an MVTec AD category nor a folder under the default data root '${root}'` +
+          `${found.length ? ` (found: ${found.join(', ')})` : ''}; pass --data DIR pointing at a folder that holds '${req.category}/train/good'`,
+      );
+    }
+    // An explicit root: indexCategory below raises the precise error (missing root or category).
+  }
+  let index: CategoryIndex;
+  let notice: string | null = null;
+  if (useSynthetic) {
+    const standIn = syntheticStandIn(req.category);
+    const gen = await ensureSyntheticCategory(standIn, synthDir, { seed: 0 });
+    index = indexCategory(standIn, { root: gen.root });
+    if (!isSyntheticCategory(req.category)) notice = syntheticDataNotice(req.category, standIn, gen.root);
+  } else {
+    index = indexCategory(req.category, { root });
+  }
+  const split = makeSplit(index, {
+    seed: req.seed,
+    valFraction: req.valFraction,
+    rebalance: req.rebalance,
+    testNormalShare: req.testNormalShare,
+  });
+  return { index, split, dataSource: useSynthetic ? 'synthetic' : 'real', notice, requestedCategory: req.category };
+}

@@ -1,0 +1,206 @@
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { BackendInfo } from '../backend.js';
+import { loadSamples, type ImageTransform, type LoadedSample } from '../data/index.js';
+import { computeMetrics, type CalibrationRule, type MetricsReport } from '../eval/metrics/index.js';
+import { renderReport, type ReportMetrics } from '../eval/report.js';
+import { writeHeatmapPanel } from '../eval/heatmap.js';
+import { scoreImages, type ScoredSet } from '../eval/scoreImages.js';
+import type { BaseMethodConfig, MethodDefinition } from '../models/method.js';
+import type { AnomalyDetector } from '../models/types.js';
+import { environmentVersions, writeFileAtomic, writeJsonAtomic } from '../train/runFolder.js';
+import { splitToJSON } from '../data/splits.js';
+import { Rng } from '../util/rng.js';
+import { setInitSeed } from '../nn/init.js';
+import { InMemoryImageSource } from './imageSource.js';
+import type { PreparedDataset } from './prepareDataset.js';
+
+export interface RunOptions {
+  method: MethodDefinition;
+  config: BaseMethodConfig;
+  profile: string;
+  dataset: PreparedDataset;
+  backend: BackendInfo;
+  seed: number;
+  runDir: string;
+  backboneInit: 'pretrained' | 'random';
+  weightsPath?: string;
+  weightsDir?: string;
+  resume?: boolean;
+  calibration?: CalibrationRule;
+  /** Number of normal and of anomalous test images drawn as heatmap panels. */
+  heatmaps?: number;
+  /** Full argv, recorded in config.json. */
+  argv?: string[];
+  log: (line: string) => void;
+  warn: (line: string) => void;
+}
+
+export interface RunResult {
+  runDir: string;
+  metrics: MetricsReport;
+  wallTimeS: number;
+  detector: AnomalyDetector;
+}
+
+function transformFor(config: BaseMethodConfig): ImageTransform {
+  return { size: config.resize, keepAspect: true, crop: config.crop };
+}
+
+async function loadSource(samples: LoadedSample[]): Promise<InMemoryImageSource> {
+  return new InMemoryImageSource(
+    samples.map((s) => s.sample.id),
+    samples.map((s) => s.image),
+  );
+}
+
+const rulePhrase = (r: CalibrationRule): string =>
+  r.kind === 'quantile' ? `${r.q} quantile of validation normal scores` : r.kind === 'max' ? 'max validation normal score' : `mean + ${r.k}·std of validation normal scores`;
+
+/**
+ * One run end to end: load the split, fit/train the method, score validation normals (threshold
+ * calibration) and the test set, compute metrics, and write the run folder. The test set is used
+ * for nothing but the final metrics.
+ */
+export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  const { method, config, dataset, log } = o;
+  mkdirSync(o.runDir, { recursive: true });
+  const rng = new Rng(o.seed);
+  setInitSeed(o.seed);
+
+  const transform = transformFor(config);
+  const split = dataset.split;
+  writeJsonAtomic(join(o.runDir, 'config.json'), {
+    method: method.name,
+    paperId: method.paperId,
+    category: dataset.requestedCategory,
+    datasetCategory: dataset.index.category,
+    dataSource: dataset.dataSource,
+    datasetRoot: dataset.index.root,
+    profile: o.profile,
+    config,
+    transform,
+    seed: o.seed,
+    backboneInit: o.backboneInit,
+    weights: o.weightsPath ?? null,
+    backend: o.backend,
+    versions: environmentVersions(),
+    argv: o.argv ?? null,
+    split: splitToJSON(split),
+  });
+
+  log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
+  const tl = performance.now();
+  const [trainS, valS, testS] = await Promise.all([
+    loadSamples(split.train, transform),
+    loadSamples(split.validation, transform),
+    loadSamples(split.test, transform),
+  ]);
+  log(`[data] decoded and resized ${trainS.length + valS.length + testS.length} images in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
+  const train = await loadSource(trainS);
+  const validation = await loadSource(valS);
+  const test = await loadSource(testS);
+
+  const detector = await method.create(config, {
+    backboneInit: o.backboneInit,
+    weightsPath: o.weightsPath,
+    weightsDir: o.weightsDir,
+    log,
+    warn: o.warn,
+  });
+
+  const tFit = performance.now();
+  await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume });
+  const fitSeconds = (performance.now() - tFit) / 1000;
+  log(`[train] ${method.name} fitted in ${fitSeconds.toFixed(1)} s`);
+  await detector.save(join(o.runDir, 'model'));
+
+  const bs = config.batchSize;
+  const valScores: ScoredSet | null = validation.length > 0 ? await scoreImages(detector, validation, bs, { keepMaps: false }) : null;
+  const scored = await scoreImages(detector, test, bs);
+  log(`[eval] scored ${test.length} test images in ${scored.seconds.toFixed(1)} s (${((scored.seconds / Math.max(1, test.length)) * 1000).toFixed(0)} ms/image)`);
+
+  const labels = testS.map((s) => s.sample.label);
+  const metrics = computeMetrics({
+    imageScores: scored.scores,
+    imageLabels: labels,
+    maps: scored.maps.map((data, i) => ({ width: scored.width, height: scored.height, data, id: scored.ids[i] })),
+    masks: testS.map((s) => (s.sample.label === 1 ? { width: s.mask.w, height: s.mask.h, data: s.mask.data, id: s.sample.id } : null)),
+    validationNormalScores: valScores?.scores,
+    calibration: o.calibration,
+  });
+
+  // scores.csv: one row per test image (and validation normals, marked), for any external tool.
+  const rows = ['id,score,label,defect_type,split'];
+  testS.forEach((s, i) => rows.push(`${s.sample.id},${scored.scores[i]},${s.sample.label},${s.sample.defectType},test`));
+  valS.forEach((s, i) => rows.push(`${s.sample.id},${valScores?.scores[i]},0,good,validation`));
+  writeFileAtomic(join(o.runDir, 'scores.csv'), `${rows.join('\n')}\n`);
+
+  const metricsJson = {
+    image: metrics.image,
+    pixel: { auroc: metrics.pixel.auroc, aupro: metrics.pixel.aupro },
+    calibrated: metrics.calibrated
+      ? { ...metrics.calibrated, rule: rulePhrase(metrics.calibrated.rule) }
+      : { threshold: null, precision: null, recall: null, f1: null, rule: 'no validation normals' },
+    oracle: metrics.oracle ?? { threshold: null, precision: null, recall: null, f1: null },
+    notes: metrics.notes,
+    dataSource: dataset.dataSource,
+    backboneInit: (detector.describe().backboneInit as string | undefined) ?? null,
+  };
+  writeJsonAtomic(join(o.runDir, 'metrics.json'), metricsJson);
+
+  await writeHeatmaps(o, scored, testS);
+
+  const wallTimeS = (performance.now() - t0) / 1000;
+  const details = { ...detector.describe(), fitSeconds, testScoringSeconds: scored.seconds };
+  const report = renderReport({
+    method: method.name,
+    paperId: method.paperId,
+    displayName: method.displayName,
+    category: dataset.requestedCategory,
+    profile: o.profile,
+    backend: o.backend.active,
+    seed: o.seed,
+    dataSource: dataset.dataSource,
+    backboneInit: metricsJson.backboneInit,
+    metrics: metricsJson as ReportMetrics,
+    counts: {
+      train: train.length,
+      validation: validation.length,
+      testNormal: labels.filter((l) => l === 0).length,
+      testAnomalous: labels.filter((l) => l === 1).length,
+    },
+    wallTimeS,
+    details,
+  });
+  writeFileAtomic(join(o.runDir, 'report.md'), report);
+  return { runDir: o.runDir, metrics, wallTimeS, detector };
+}
+
+async function writeHeatmaps(o: RunOptions, scored: ScoredSet, testS: LoadedSample[]): Promise<void> {
+  const k = o.heatmaps ?? 4;
+  if (k <= 0 || scored.maps.length === 0) return;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const m of scored.maps) for (const v of m) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const normals = testS.map((s, i) => [s, i] as const).filter(([s]) => s.sample.label === 0).slice(0, k);
+  const anomalous = testS.map((s, i) => [s, i] as const).filter(([s]) => s.sample.label === 1);
+  // Spread anomalous picks over defect types.
+  const step = Math.max(1, Math.floor(anomalous.length / k));
+  const picks = [...normals, ...anomalous.filter((_, j) => j % step === 0).slice(0, k)];
+  for (const [s, i] of picks) {
+    const name = s.sample.id.replace(/[/\\]/g, '_');
+    await writeHeatmapPanel(join(o.runDir, 'heatmaps', `${name}.png`), {
+      image: s.image.data,
+      map: scored.maps[i],
+      mask: s.sample.label === 1 ? s.mask.data : null,
+      height: scored.height,
+      width: scored.width,
+      range: [lo, hi],
+    });
+  }
+}
