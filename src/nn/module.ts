@@ -185,7 +185,8 @@ export abstract class Module {
     }
     for (const [k, e] of entries) {
       const t = dict.get(k);
-      if (t) e.variable.assign(t.dtype === e.variable.dtype ? t : t.cast(e.variable.dtype));
+      // tidy: the cast copy (e.g. an int checkpoint value) must not leak.
+      if (t) tf.tidy(() => e.variable.assign(t.dtype === e.variable.dtype ? t : t.cast(e.variable.dtype)));
     }
   }
 
@@ -196,7 +197,15 @@ export abstract class Module {
     try {
       for (const [k, t] of dict) {
         const e = entries.get(k);
-        converted.set(k, e ? fromTorchLayout(t, e.torchLayout) : t.clone());
+        let c = e ? fromTorchLayout(t, e.torchLayout) : t.clone();
+        // fromTorchLayout cannot tell C from the multiplier m of a depthwise [C*m, 1, kh, kw]
+        // weight and returns [kh, kw, C*m, 1]; torch channel c*m + j is (c, j) in our [kh, kw, C, m].
+        if (e && e.torchLayout === 'depthwise' && c.size === e.variable.size && !shapesEqual(c.shape, e.variable.shape)) {
+          const r = c.reshape(e.variable.shape);
+          c.dispose();
+          c = r;
+        }
+        converted.set(k, c);
       }
       this.loadStateDict(converted, opts);
     } finally {

@@ -14,7 +14,8 @@ export class Sequential<T extends tf.Tensor = tf.Tensor> extends Layer<T, T> {
     let y = x;
     for (const l of this.layers) {
       const next = l.call(y);
-      if (y !== x) y.dispose();
+      // A layer may return its input (identity Fn): never dispose what it returned.
+      if (y !== x && y !== next) y.dispose();
       y = next;
     }
     return y;
