@@ -60,6 +60,22 @@ describe('timeInference', () => {
   });
 });
 
+describe('CostMeter phases', () => {
+  it('marks the phase start synchronously (the trainer does not await start)', async () => {
+    let us = 0;
+    const { CpuTimeEstimateSampler } = await import('../src/energy/samplers/estimate.js');
+    const fake = new CpuTimeEstimateSampler({ wattsPerCore: 1, cpuUsage: () => ({ user: us, system: 0 }) });
+    const meter = await CostMeter.create({ samplers: [fake], trackTfMemory: false });
+    meter.start('train'); // returns void: nothing to await
+    us = 5_000_000; // work after start counts
+    await meter.stop('train');
+    await meter.close();
+    expect(meter.phase('train')?.energy?.joules).toBe(5);
+    expect(() => meter.start('train')).not.toThrow();
+    await expect(meter.stop('nope')).rejects.toThrow(/was not started/);
+  });
+});
+
 describe('costs.json and the other run artifacts', () => {
   it('leaves unmeasured fields null (never 0)', () => {
     const c = buildCostsJson({ method: 'X' });

@@ -125,7 +125,7 @@ describe('nvidia-smi sampler', () => {
     const s = new SmiPowerSampler({ command: join(bin, 'nvidia-smi'), intervalMs: 30 });
     expect((await s.probe()).available).toBe(true);
     expect(s.fields).toEqual(['timestamp', 'index', 'power.draw', 'utilization.gpu', 'memory.used', 'memory.total']);
-    await s.open();
+    s.open();
     const a = await s.mark();
     for (let i = 0; i < 100 && s.trace().length < 3; i++) await new Promise((r) => setTimeout(r, 20));
     const b = await s.mark();
@@ -158,7 +158,7 @@ describe('RAPL sampler', () => {
     const s = new RaplEnergySampler({ root, intervalMs: 60_000 });
     const p = await s.probe();
     expect(p.available).toBe(true);
-    await s.open();
+    s.open();
     const a = await s.mark();
     writeFileSync(join(root, 'intel-rapl:0', 'energy_uj'), '100000\n'); // wrapped: +100000 +100000
     writeFileSync(join(root, 'intel-rapl:0:1', 'energy_uj'), '400\n');
@@ -218,7 +218,7 @@ int nvmlDeviceGetTotalEnergyConsumption(void *d, unsigned long long *e) {
     const s = new NvmlEnergySampler({ library: lib });
     const p = await s.probe(); // reads each counter once
     expect(p).toEqual({ available: true, detail: expect.stringContaining('Fake H100, Fake A100') });
-    await s.open();
+    s.open();
     const a = await s.mark();
     const b = await s.mark();
     await s.close();

@@ -78,32 +78,41 @@ export function getCostSpec(name: string): MethodCostSpec {
   return s;
 }
 
+/** Counts one pass of already-built networks (kept alive: the caller disposes them). */
+export function countCostRow(spec: MethodCostSpec, nets: CostNetworks, inputSize = spec.inputSize): CostRowDetail {
+  const macs = countMacs(() => nets.forward(inputSize), { modules: nets.modules, paperRule: spec.paperRule });
+  const p = macs.params!;
+  return {
+    method: spec.method,
+    paramsM: p.runM ?? p.uniqueM,
+    paramsMPaperRule: p.paperRuleM,
+    gmac: macs.totals.gmac,
+    gmacPtflops: macs.totals.gmacPtflops,
+    paperParamsM: spec.paperParamsM,
+    paperGmac: spec.paperGmac,
+    note: spec.note,
+    inputSize,
+    paramsMUnique: p.uniqueM,
+    sizeMiBFloat32: p.sizeMiBFloat32,
+    ratioParams: spec.paperParamsM ? p.paperRuleM / spec.paperParamsM : null,
+    ratioGmacPtflops: spec.paperGmac ? macs.totals.gmacPtflops / spec.paperGmac : null,
+    paperRuleDescription: p.paperRuleDescription,
+    macs,
+  };
+}
+
+export function disposeCostNetworks(nets: CostNetworks): void {
+  if (nets.dispose) nets.dispose();
+  else for (const { module } of moduleRoots(nets.modules)) module.dispose();
+}
+
 /** Builds the method's networks, counts one pass, disposes the networks. */
 export async function computeCostRow(spec: MethodCostSpec, inputSize = spec.inputSize): Promise<CostRowDetail> {
   const nets = await spec.build();
   try {
-    const macs = countMacs(() => nets.forward(inputSize), { modules: nets.modules, paperRule: spec.paperRule });
-    const p = macs.params!;
-    return {
-      method: spec.method,
-      paramsM: p.runM ?? p.uniqueM,
-      paramsMPaperRule: p.paperRuleM,
-      gmac: macs.totals.gmac,
-      gmacPtflops: macs.totals.gmacPtflops,
-      paperParamsM: spec.paperParamsM,
-      paperGmac: spec.paperGmac,
-      note: spec.note,
-      inputSize,
-      paramsMUnique: p.uniqueM,
-      sizeMiBFloat32: p.sizeMiBFloat32,
-      ratioParams: spec.paperParamsM ? p.paperRuleM / spec.paperParamsM : null,
-      ratioGmacPtflops: spec.paperGmac ? macs.totals.gmacPtflops / spec.paperGmac : null,
-      paperRuleDescription: p.paperRuleDescription,
-      macs,
-    };
+    return countCostRow(spec, nets, inputSize);
   } finally {
-    if (nets.dispose) nets.dispose();
-    else for (const { module } of moduleRoots(nets.modules)) module.dispose();
+    disposeCostNetworks(nets);
   }
 }
 

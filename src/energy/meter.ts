@@ -13,7 +13,7 @@ import type { MeasurementMethod, PowerSample, PowerSampler, SamplerId, SamplerMa
  *
  *   const meter = await CostMeter.create();        // probes every source
  *   await meter.measureIdle(5);                    // optional idle baseline
- *   await meter.start('train'); ...; await meter.stop('train');
+ *   meter.start('train'); ...; await meter.stop('train');  // start is synchronous
  *   await meter.close();                           // then writeCostArtifacts(runDir, { meter, ... })
  *
  * Source choice ('auto'): every available source runs, in the order nvml > smi > rapl > estimate.
@@ -174,10 +174,10 @@ export class CostMeter {
     return this.running;
   }
 
-  private async ensureOpen(): Promise<void> {
+  private ensureOpen(): void {
     if (this.opened) return;
     this.opened = true;
-    for (const s of this.running) await s.open();
+    for (const s of this.running) s.open();
     if (this.opts.trackTfMemory ?? true) {
       this.removeKernelListener = addKernelListener(() => this.onKernel(), { detail: false });
     }
@@ -202,12 +202,15 @@ export class CostMeter {
     for (const a of this.active.values()) if (rss > a.rssPeak) a.rssPeak = rss;
   }
 
-  /** Begins a phase ('idle', 'train', 'inference', ...). Phases may overlap. */
-  async start(phase: string): Promise<void> {
+  /**
+   * Begins a phase ('idle', 'train', 'inference', ...); phases may overlap. Synchronous, so callers
+   * that do not await it (the trainer) still mark the right instant.
+   */
+  start(phase: string): void {
     if (this.active.has(phase)) throw new ConfigError(`CostMeter: phase '${phase}' already started`);
-    await this.ensureOpen();
+    this.ensureOpen();
     const marks = new Map<PowerSampler, SamplerMark>();
-    for (const s of this.running) marks.set(s, await s.mark());
+    for (const s of this.running) marks.set(s, s.markNow());
     const mem = tf.memory();
     this.active.set(phase, {
       name: phase,
@@ -294,7 +297,7 @@ export class CostMeter {
    * report energy net of idle power x their duration.
    */
   async measureIdle(seconds: number, phase = 'idle'): Promise<PhaseCosts> {
-    await this.start(phase);
+    this.start(phase);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     const c = await this.stop(phase);
     this.idle = c;

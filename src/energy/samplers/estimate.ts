@@ -71,15 +71,19 @@ export class CpuTimeEstimateSampler implements PowerSampler {
     this.last = { tMs, j };
   }
 
-  async open(): Promise<void> {
+  open(): void {
     if (this.timer) return;
     this.poll();
     this.timer = setInterval(() => this.poll(), this.intervalMs);
     this.timer.unref();
   }
 
-  async mark(): Promise<SamplerMark> {
+  markNow(): SamplerMark {
     return { tMs: Date.now(), index: this.marks++, values: [this.joules()] };
+  }
+
+  async mark(): Promise<SamplerMark> {
+    return this.markNow();
   }
 
   window(from: SamplerMark, to: SamplerMark): SamplerWindow {

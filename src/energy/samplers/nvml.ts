@@ -98,13 +98,15 @@ export class NvmlEnergySampler implements PowerSampler {
     return { available: false, reason };
   }
 
-  async open(): Promise<void> {
-    if (this.api) return;
-    const p = await this.probe();
-    if (!p.available) throw new Error(`NVML sampler unavailable: ${p.reason}`);
+  open(): void {
+    if (!this.api) throw new Error(`NVML sampler: probe() must succeed before open() (${this.library})`);
   }
 
   async mark(): Promise<SamplerMark> {
+    return this.markNow();
+  }
+
+  markNow(): SamplerMark {
     const api = this.api;
     const values = api ? api.handles.map((h) => {
       const e = api.energyMj(h);

@@ -71,6 +71,10 @@ export class RaplEnergySampler implements PowerSampler {
   }
 
   async probe(): Promise<Probe> {
+    return this.probeSync();
+  }
+
+  private probeSync(): Probe {
     try {
       const zones = this.findZones();
       if (zones.length === 0) return { available: false, reason: `no RAPL package zones under ${this.root}` };
@@ -115,10 +119,10 @@ export class RaplEnergySampler implements PowerSampler {
     this.lastPoll = { tMs, cum };
   }
 
-  async open(): Promise<void> {
+  open(): void {
     if (this.timer) return;
     if (this.zones.length === 0) {
-      const p = await this.probe();
+      const p = this.probeSync();
       if (!p.available) throw new Error(`RAPL sampler unavailable: ${p.reason}`);
     }
     this.poll();
@@ -132,9 +136,13 @@ export class RaplEnergySampler implements PowerSampler {
     this.timer.unref();
   }
 
-  async mark(): Promise<SamplerMark> {
+  markNow(): SamplerMark {
     const tMs = Date.now();
     return { tMs, index: this.marks++, values: this.read() };
+  }
+
+  async mark(): Promise<SamplerMark> {
+    return this.markNow();
   }
 
   window(from: SamplerMark, to: SamplerMark): SamplerWindow {

@@ -110,12 +110,9 @@ export class SmiPowerSampler implements PowerSampler {
     });
   }
 
-  async open(): Promise<void> {
+  open(): void {
     if (this.child) return;
-    if (this.fields.length === 0) {
-      const p = await this.probe();
-      if (!p.available) throw new Error(`nvidia-smi sampler unavailable: ${p.reason}`);
-    }
+    if (this.fields.length === 0) throw new Error(`nvidia-smi sampler: probe() must succeed before open() (${this.command})`);
     const args = [`--query-gpu=${this.fields.join(',')}`, '--format=csv,noheader,nounits', '-lms', String(this.intervalMs)];
     const child = spawn(this.command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -183,10 +180,15 @@ export class SmiPowerSampler implements PowerSampler {
     });
   }
 
+  /** Phase start: the window will begin at the last sample before this point (or the first sample). */
+  markNow(): SamplerMark {
+    return { tMs: Date.now(), index: this.samples.length, values: [] };
+  }
+
   /**
-   * A window runs from the last sample before its start mark to the first sample after its end
-   * mark, so the phase is covered; at -lms 100 that is at most ~0.2 s more than the phase. The end
-   * mark therefore waits (up to 3 periods) for one fresh sample per GPU.
+   * Phase end: waits (up to 3 periods) for one fresh sample per GPU, so a window runs from the last
+   * sample before its start to the first sample after its end. Each edge is off by at most one
+   * period (100 ms by default); the window's `durationS` is the span actually covered.
    */
   async mark(): Promise<SamplerMark> {
     const tMs = Date.now();

@@ -73,8 +73,14 @@ export interface PowerSampler {
   readonly estimated: boolean;
   /** Is the source usable here? Never throws: unavailability comes with a reason. */
   probe(): Promise<Probe>;
-  /** Start background collection (child process, timer). Idempotent. */
-  open(): Promise<void>;
+  /**
+   * Start background collection (child process, timer). Synchronous so that a phase can start
+   * without an await (the trainer does not await `start`); needs a successful probe(). Idempotent.
+   */
+  open(): void;
+  /** Snapshot now, without waiting (phase starts). */
+  markNow(): SamplerMark;
+  /** Snapshot after fresh data arrived where the source samples periodically (phase ends). */
   mark(): Promise<SamplerMark>;
   window(from: SamplerMark, to: SamplerMark): SamplerWindow;
   /** Collected trace so far (empty for counter-only sources such as NVML). */
