@@ -209,7 +209,7 @@ const csvCell = (v: string | number | boolean | null): string => {
 
 /** power-trace.csv: every sample of every source; `estimated` is true for the CPU-time estimate. */
 export function powerTraceCsv(trace: readonly PowerSample[], t0Ms?: number): string {
-  const start = t0Ms ?? (trace.length ? Math.min(...trace.map((s) => s.tMs)) : 0);
+  const start = t0Ms ?? trace.reduce((m, s) => Math.min(m, s.tMs), trace.length ? Infinity : 0);
   const lines = ['sampler,method,estimated,device,t_s,unix_ms,power_w,utilization_pct,memory_used_mib,memory_total_mib'];
   for (const s of trace) {
     lines.push(
@@ -310,7 +310,7 @@ export async function writeCostArtifacts(runDir: string, input: CostArtifactsInp
   const costs = buildCostsJson(input);
   const trace = [...(input.trace ?? input.meter?.trace() ?? [])];
   const phases = costs.phases.map((p) => ({ phase: p.phase, startMs: Date.parse(p.startedAt), endMs: Date.parse(p.endedAt) }));
-  const t0 = Math.min(...trace.map((s) => s.tMs), ...phases.map((p) => p.startMs));
+  const t0 = Math.min(trace.reduce((m, s) => Math.min(m, s.tMs), Infinity), ...phases.map((p) => p.startMs));
   const files = {
     costsJson: join(runDir, 'costs.json'),
     powerTraceCsv: join(runDir, 'power-trace.csv'),

@@ -23,6 +23,19 @@ function niceStep(range: number, ticks: number): number {
   return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
 }
 
+/** Bucket means, so a 14-hour trace at 10 Hz still renders quickly; the CSV keeps every sample. */
+function decimate(ss: readonly PowerSample[], max: number): PowerSample[] {
+  if (ss.length <= max) return [...ss];
+  const k = Math.ceil(ss.length / max);
+  const out: PowerSample[] = [];
+  for (let i = 0; i < ss.length; i += k) {
+    const b = ss.slice(i, i + k);
+    const w = b.reduce((s, x) => s + (x.powerW as number), 0) / b.length;
+    out.push({ ...b[Math.floor(b.length / 2)], powerW: w });
+  }
+  return out;
+}
+
 export function powerPlotSvg(samples: readonly PowerSample[], opts: { title?: string; phases?: readonly PlotPhase[]; width?: number; height?: number } = {}): string {
   const W = opts.width ?? 900;
   const H = opts.height ?? 420;
@@ -34,10 +47,20 @@ export function powerPlotSvg(samples: readonly PowerSample[], opts: { title?: st
     if (!series.has(key)) series.set(key, []);
     series.get(key)!.push(s);
   }
-  const t0 = Math.min(...pts.map((s) => s.tMs), ...(opts.phases ?? []).map((p) => p.startMs));
-  const t1 = Math.max(...pts.map((s) => s.tMs), ...(opts.phases ?? []).map((p) => p.endMs));
+  // Loops, not Math.min(...xs): spreading half a million samples overflows the call stack.
+  let t0 = Infinity;
+  let t1 = -Infinity;
+  let yMaxData = 0;
+  for (const s of pts) {
+    t0 = Math.min(t0, s.tMs);
+    t1 = Math.max(t1, s.tMs);
+    yMaxData = Math.max(yMaxData, s.powerW as number);
+  }
+  for (const p of opts.phases ?? []) {
+    t0 = Math.min(t0, p.startMs);
+    t1 = Math.max(t1, p.endMs);
+  }
   const xMax = Number.isFinite(t1 - t0) && t1 > t0 ? (t1 - t0) / 1000 : 1;
-  const yMaxData = pts.length ? Math.max(...pts.map((s) => s.powerW as number)) : 1;
   const yStep = niceStep(yMaxData > 0 ? yMaxData : 1, 5);
   const yMax = Math.max(yStep, Math.ceil((yMaxData * 1.05) / yStep) * yStep);
   const xStep = niceStep(xMax, 8);
@@ -68,8 +91,9 @@ export function powerPlotSvg(samples: readonly PowerSample[], opts: { title?: st
   out.push(`<text x="14" y="${m.t + ph / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${m.t + ph / 2})">power (W)</text>`);
   out.push(`<text x="${m.l}" y="22" font-size="14">${esc(opts.title ?? 'Power over time')}</text>`);
   let k = 0;
-  for (const [key, ss] of series) {
+  for (const [key, all] of series) {
     const [method, device] = key.split('|');
+    const ss = decimate(all, 2000);
     const color = COLORS[k % COLORS.length];
     const estimated = method === 'estimated';
     const d = ss.map((s) => `${X(s.tMs).toFixed(1)},${Y(s.powerW as number).toFixed(1)}`).join(' ');

@@ -102,7 +102,8 @@ export function mean(xs: readonly number[]): number | null {
 }
 
 export function maxOrNull(xs: readonly number[]): number | null {
-  return xs.length === 0 ? null : Math.max(...xs);
+  // reduce, not Math.max(...xs): a long trace would overflow the call stack.
+  return xs.length === 0 ? null : xs.reduce((a, b) => (b > a ? b : a), -Infinity);
 }
 
 /** Window of a counter source: per-device deltas of cumulative joules between marks. */
