@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,11 @@ import { multiStep } from '../src/train/schedules.js';
 import { CheckpointDir, readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../src/train/checkpoint.js';
 import { atomicWriteFile, atomicWriteWith } from '../src/train/atomicWrite.js';
 import { Progress, formatDuration } from '../src/train/progress.js';
-import { StepFn, TrainOptions, train } from '../src/train/trainer.js';
+import { CostMeterHooks, StepFn, TrainOptions, train } from '../src/train/trainer.js';
+import type { CostMeter } from '../src/energy/meter.js';
+
+// Type-level check: the project's CostMeter plugs into the trainer's meter hook.
+export const meterFits: (m: CostMeter) => CostMeterHooks = (m) => m;
 
 // Conv filter gradients are not on the wasm backend yet (src/nn/kernels pending), so these tiny
 // models train on 'cpu', which is deterministic: resume must reproduce losses exactly.
@@ -174,6 +179,38 @@ describe('trainer: resume is bit-exact', () => {
         optimizers: [new Adam(other.net.trainableVariables(), { lr: 0.05 }), new AdamW(wide.trainableVariables(), { lr: 0.02 })],
       }),
     ).rejects.toThrow(`checkpoint ${ckpt} does not match module 'head' (Head): shape mismatch lin.weight: checkpoint [1,1] vs model [1,2]`);
+  });
+});
+
+describe('trainer on wasm (dense layers until conv filter gradients land there)', () => {
+  it('resume is bit-exact on wasm too', async () => {
+    await tf.setBackend('wasm');
+    await tf.ready();
+    try {
+      const mk = () => {
+        setInitSeed(3);
+        return new Head(3);
+      };
+      const fn = (h: Head): StepFn => (_i, rng) => {
+        const x = tf.tensor2d(Array.from({ length: 8 }, () => rng.normal()), [8, 1]);
+        return tf.mean(tf.square(tf.sub(h.call(x), tf.concat([x, tf.mul(x, 2), tf.neg(x)], 1)))) as tf.Scalar;
+      };
+      const opts = (h: Head, extra: Partial<TrainOptions>): TrainOptions => ({
+        modules: h, optimizers: new SGD(h.trainableVariables(), { lr: 0.1, momentum: 0.9, nesterov: true }),
+        steps: 6, seed: 1, stepFn: fn(h), ...quiet, ...extra,
+      });
+      const a = mk();
+      const straight = await train(opts(a, {}));
+      const dir = runDir();
+      const b = mk();
+      const first = await train(opts(b, { runDir: dir, steps: 2 }));
+      const c = new Head(3);
+      const second = await train(opts(c, { runDir: dir, resume: true }));
+      expect([...first.losses, ...second.losses]).toEqual(straight.losses);
+      expect(Array.from(c.lin.weight.dataSync())).toEqual(Array.from(a.lin.weight.dataSync()));
+    } finally {
+      await tf.setBackend('cpu');
+    }
   });
 });
 

@@ -31,10 +31,13 @@ export interface StepContext {
  */
 export type StepFn = (batchIndex: number, rng: Rng, ctx: StepContext) => tf.Scalar;
 
-/** Duck type of src/energy's CostMeter: phases are started/stopped around training and validation. */
+/**
+ * Duck type of src/energy's CostMeter (a CostMeter is assignable): phases are started/stopped
+ * around training and validation; a returned promise (e.g. the phase's costs) is awaited and ignored.
+ */
 export interface CostMeterHooks {
   start(phase: string): void;
-  stop(phase: string): void | Promise<void>;
+  stop(phase: string): unknown;
 }
 
 export interface StepInfo {
@@ -72,7 +75,10 @@ export interface TrainOptions {
   optimizers: Optimizer | readonly Optimizer[];
   /** One schedule for all optimizers, or one per optimizer (undefined keeps its lr constant). */
   schedule?: Schedule | readonly (Schedule | undefined)[];
-  /** Total steps; or give epochs × stepsPerEpoch. */
+  /**
+   * Total steps; or give epochs × stepsPerEpoch. With steps but no stepsPerEpoch the whole run is
+   * one "epoch" (onValidate once at the end) and a resumed run may raise `steps`.
+   */
   steps?: number;
   epochs?: number;
   stepsPerEpoch?: number;
@@ -213,7 +219,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (path === null) {
       log(`[train] no checkpoint in ${ckdir?.dir}; starting from step 0`);
     } else {
-      const restored = restore(path, modules, optimizers, { hash, stepsPerEpoch, extra: opts.extraState });
+      // Epoch length is checked only when the caller counts in epochs (steps-only runs may be extended).
+      const restored = restore(path, modules, optimizers, { hash, stepsPerEpoch: opts.stepsPerEpoch, extra: opts.extraState });
       rng = restored.rng ?? rng;
       startStep = restored.step;
       resumedFrom = path;
