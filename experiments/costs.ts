@@ -1,0 +1,56 @@
+/**
+ * Table 6 parameter and GMAC rows, computed from the networks themselves:
+ *   npx tsx experiments/costs.ts [methods...] [--json] [--input-size N] [--backend wasm|cpu]
+ * For each method (default: every registered cost spec) builds its networks, runs the pass the
+ * paper counted at batch 1 under the kernel-level MAC counter (src/energy/macs.ts) and prints
+ * parameters (run, and under the paper's inclusion rule) and GMAC (true MACs and the ptflops
+ * convention the paper used), with ratios to the paper. --json prints exactly one array of
+ * {"method","paramsM","paramsMPaperRule","gmac","gmacPtflops","paperParamsM","paperGmac","note"}.
+ * Errors: `error: <message>` on stderr, exit code 2.
+ */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { initBackend } from '../src/backend.js';
+import { computeCostRow, costSpecNames, formatCostRows, getCostSpec, toJsonRow, type CostRowDetail } from '../src/energy/costsTable.js';
+import { AdbenchError } from '../src/errors.js';
+import { runCli } from './cli.js';
+import { registerBuiltinCostSpecs } from './cost-specs.js';
+
+function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  registerBuiltinCostSpecs();
+  const argv = yargs(hideBin(process.argv))
+    .scriptName('costs')
+    .command('$0 [methods..]', 'print Table 6 parameter and GMAC rows', (y) =>
+      y.positional('methods', { type: 'string', array: true, describe: 'registered method names (default: all)' }),
+    )
+    .epilog(`Registered methods: ${costSpecNames().join(', ')}.\nErrors print "error: <message>" and exit with code 2.`)
+    .option('json', { type: 'boolean', default: false, describe: 'print one JSON array instead of a table' })
+    .option('input-size', { type: 'number', describe: "override each method's input side (default: the paper's)" })
+    .option('backend', { type: 'string', choices: ['wasm', 'cpu'], default: 'wasm', describe: 'tfjs backend that runs the counted pass' })
+    .strict()
+    .version(false)
+    .help()
+    .wrap(null)
+    .fail((msg, err) => {
+      if (err instanceof AdbenchError) fail(err.message);
+      if (err) throw err;
+      fail(`${msg} (see --help)`);
+    })
+    .parseSync();
+
+  const given = (argv.methods as string[] | undefined) ?? [];
+  const names = given.length > 0 ? given : costSpecNames();
+  const specs = names.map(getCostSpec); // unknown names fail before any network is built
+  await initBackend(argv.backend as 'wasm' | 'cpu');
+  const rows: CostRowDetail[] = [];
+  for (const spec of specs) rows.push(await computeCostRow(spec, argv['input-size'] ?? spec.inputSize));
+  if (argv.json) process.stdout.write(JSON.stringify(rows.map(toJsonRow)) + '\n');
+  else process.stdout.write(formatCostRows(rows) + '\n');
+}
+
+runCli(main);
