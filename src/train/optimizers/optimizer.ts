@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainingError } from '../../errors.js';
+import { clipByGlobalNorm } from '../clipGradients.js';
 
 /**
  * Optimizer state for checkpoints, keyed like PyTorch's `optimizer.state_dict()['state']`:
@@ -107,14 +108,8 @@ export abstract class Optimizer {
     const { value, grads } = tf.variableGrads(lossFn, vars);
     try {
       if (opts.clipNorm !== undefined) {
-        const scaled = tf.tidy(() => {
-          const sq = Object.values(grads).filter((g): g is tf.Tensor => g != null).map((g) => tf.sum(tf.square(g)));
-          const norm = tf.sqrt(tf.addN(sq));
-          const coef = tf.minimum(tf.div(opts.clipNorm as number, tf.add(norm, 1e-6)), 1);
-          const out: tf.NamedTensorMap = {};
-          for (const [k, g] of Object.entries(grads)) if (g != null) out[k] = tf.mul(g, coef);
-          return out;
-        });
+        const { grads: scaled, norm } = clipByGlobalNorm(grads, opts.clipNorm);
+        norm.dispose();
         try {
           this.applyGradients(scaled);
         } finally {
