@@ -72,22 +72,24 @@ describe('PatchCore coreset and scoring', () => {
     const bank = tf.tensor2d([[0], [1], [2], [4]]);
     const norms = tf.sum(tf.square(bank), 1) as tf.Tensor1D;
     const q = tf.tensor2d([[0.5], [5]]);
-    const sq = nearestNeighbour(q, bank, norms, 'squared-l2');
+    const bankT = tf.transpose(bank) as tf.Tensor2D;
+    const sq = nearestNeighbour(q, bankT, norms, 'squared-l2');
     expect(Array.from(sq.distances.dataSync())).toEqual([0.25, 1].map((v) => expect.closeTo(v, 6)));
-    const l2 = nearestNeighbour(q, bank, norms, 'l2');
+    const l2 = nearestNeighbour(q, bankT, norms, 'l2');
     expect(Array.from(l2.distances.dataSync())).toEqual([0.5, 1].map((v) => expect.closeTo(v, 6)));
     expect(Math.max(...l2.distances.dataSync())).toBeCloseTo(1.0, 6);
     expect(reweightedScore(1, [1, 3, 4])).toBeCloseTo(0.96488, 5);
-    tf.dispose([bank, norms, q, sq.distances, sq.indices, l2.distances, l2.indices]);
+    tf.dispose([bank, bankT, norms, q, sq.distances, sq.indices, l2.distances, l2.indices]);
   });
 
   it('chunked search equals one-shot search', () => {
     const bank = tf.randomNormal([50, 8], 0, 1, 'float32', 3) as tf.Tensor2D;
     const norms = tf.sum(tf.square(bank), 1) as tf.Tensor1D;
     const q = tf.randomNormal([7, 8], 0, 1, 'float32', 4) as tf.Tensor2D;
-    const a = nearestNeighbour(q, bank, norms, 'squared-l2', 1000);
-    const b = nearestNeighbour(q, bank, norms, 'squared-l2', 16);
+    const bankT = tf.transpose(bank) as tf.Tensor2D;
+    const a = nearestNeighbour(q, bankT, norms, 'squared-l2', 1000);
+    const b = nearestNeighbour(q, bankT, norms, 'squared-l2', 16);
     expect(Array.from(b.indices.dataSync())).toEqual(Array.from(a.indices.dataSync()));
-    tf.dispose([bank, norms, q, a.distances, a.indices, b.distances, b.indices]);
+    tf.dispose([bank, bankT, norms, q, a.distances, a.indices, b.distances, b.indices]);
   });
 });

@@ -17,6 +17,8 @@ import { nearestNeighbour, reweightedScore } from './nearestNeighbour.js';
  */
 export class PatchCore implements AnomalyDetector {
   private bank: tf.Tensor2D | null = null;
+  /** The bank transposed, [D, B]: the layout wasm's matMul is fast on (see nearestNeighbour). */
+  private bankT: tf.Tensor2D | null = null;
   private bankSqNorms: tf.Tensor1D | null = null;
   private grid: [number, number] = [0, 0];
   private fitStats: Record<string, number> = {};
@@ -88,20 +90,22 @@ export class PatchCore implements AnomalyDetector {
 
   private setBank(bank: VectorSet): void {
     this.bank?.dispose();
+    this.bankT?.dispose();
     this.bankSqNorms?.dispose();
     this.bank = tf.tensor2d(bank.data, [bank.rows, bank.dim]);
+    this.bankT = tf.transpose(this.bank) as tf.Tensor2D;
     this.bankSqNorms = tf.tidy(() => tf.sum(tf.square(this.bank as tf.Tensor2D), 1) as tf.Tensor1D);
   }
 
   predict(images: tf.Tensor4D): Prediction {
-    if (!this.bank || !this.bankSqNorms) throw new Error('PatchCore.predict before fit/load');
-    const bank = this.bank;
+    if (!this.bank || !this.bankT || !this.bankSqNorms) throw new Error('PatchCore.predict before fit/load');
+    const bankT = this.bankT;
     const norms = this.bankSqNorms;
     const [n, h, w] = images.shape;
     const c = this.config;
     return tf.tidy(() => {
       const f = this.embed(images);
-      const { distances, indices } = nearestNeighbour(f, bank, norms, c.distance);
+      const { distances, indices } = nearestNeighbour(f, bankT, norms, c.distance);
       const [gh, gw] = this.grid;
       const patchScores = distances.reshape([n, gh, gw]);
       let scores = tf.max(patchScores.reshape([n, gh * gw]), 1) as tf.Tensor1D;
@@ -167,8 +171,10 @@ export class PatchCore implements AnomalyDetector {
 
   dispose(): void {
     this.bank?.dispose();
+    this.bankT?.dispose();
     this.bankSqNorms?.dispose();
     this.bank = null;
+    this.bankT = null;
     this.bankSqNorms = null;
     this.backbone.module.dispose();
   }
