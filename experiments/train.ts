@@ -37,6 +37,9 @@ runCli(async () => {
     .option('rebalance', { type: 'number', describe: 'move normal train images to test until normals are this share of test (paper sec. 3.2; default 0.5 when given without value)' })
     .option('calibration', { type: 'string', default: 'quantile:0.99', describe: "threshold rule on validation normals: 'quantile:Q', 'max' or 'meanStd:K'" })
     .option('synthetic', { type: 'boolean', default: false, describe: 'use the built-in synthetic dataset' })
+    .option('co2-factor', { type: 'number', default: 0.475, describe: 'kg CO2 per kWh (paper: 0.475)' })
+    .option('pue', { type: 'number', default: 1.0, describe: 'power usage effectiveness applied to energy before CO2' })
+    .option('idle-baseline', { type: 'number', default: 0, describe: 'seconds of idle power to sample before training (net-of-idle energy)' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted training in --out' })
     .strict()
     .help()
@@ -85,6 +88,9 @@ runCli(async () => {
     weightsDir: argv['weights-dir'],
     resume: argv.resume,
     calibration: parseCalibrationRule(argv.calibration),
+    co2Factor: argv['co2-factor'],
+    pue: argv.pue,
+    idleBaselineS: argv['idle-baseline'],
     argv: process.argv.slice(2),
     log,
     warn,

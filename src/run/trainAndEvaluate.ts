@@ -9,6 +9,8 @@ import { scoreImages, type ScoredSet } from '../eval/scoreImages.js';
 import type { BaseMethodConfig, MethodDefinition } from '../models/method.js';
 import type { AnomalyDetector } from '../models/types.js';
 import { environmentVersions, writeFileAtomic, writeJsonAtomic } from '../train/runFolder.js';
+import { CostMeter, countMacs, timeInference, writeCostArtifacts, type InferenceTiming } from '../energy/index.js';
+import { paperCosts } from '../eval/paperReference.js';
 import { splitToJSON } from '../data/splits.js';
 import { Rng } from '../util/rng.js';
 import { setInitSeed } from '../nn/init.js';
@@ -28,6 +30,13 @@ export interface RunOptions {
   weightsDir?: string;
   resume?: boolean;
   calibration?: CalibrationRule;
+  /** kg CO2 per kWh (default 0.475, as the paper) and PUE (default 1.0). */
+  co2Factor?: number;
+  pue?: number;
+  /** Seconds of idle power sampled before training (0 = none). */
+  idleBaselineS?: number;
+  /** Timed inference repeats (after warm-up) for the per-image time. */
+  inferenceRepeats?: number;
   /** Number of normal and of anomalous test images drawn as heatmap panels. */
   heatmaps?: number;
   /** Full argv, recorded in config.json. */
@@ -110,15 +119,26 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     warn: o.warn,
   });
 
+  const meter = await CostMeter.create({ co2: { factorKgPerKwh: o.co2Factor, pue: o.pue } });
+  if (o.idleBaselineS && o.idleBaselineS > 0) await meter.measureIdle(o.idleBaselineS);
   const tFit = performance.now();
-  await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume });
+  // Methods that use the shared trainer start/stop 'train' themselves (around the loop only);
+  // memory-bank methods are metered around their whole fit.
+  meter.start('train');
+  try {
+    await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume });
+  } finally {
+    await meter.stop('train');
+  }
   const fitSeconds = (performance.now() - tFit) / 1000;
   log(`[train] ${method.name} fitted in ${fitSeconds.toFixed(1)} s`);
   await detector.save(join(o.runDir, 'model'));
 
   const bs = config.batchSize;
   const valScores: ScoredSet | null = validation.length > 0 ? await scoreImages(detector, validation, bs, { keepMaps: false }) : null;
+  meter.start('test');
   const scored = await scoreImages(detector, test, bs);
+  await meter.stop('test');
   log(`[eval] scored ${test.length} test images in ${scored.seconds.toFixed(1)} s (${((scored.seconds / Math.max(1, test.length)) * 1000).toFixed(0)} ms/image)`);
 
   const labels = testS.map((s) => s.sample.label);
@@ -152,6 +172,8 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
 
   await writeHeatmaps(o, scored, testS);
 
+  const costsMarkdown = await measureCosts(o, detector, test, meter);
+
   const wallTimeS = (performance.now() - t0) / 1000;
   const details = { ...detector.describe(), fitSeconds, testScoringSeconds: scored.seconds };
   const report = renderReport({
@@ -173,9 +195,49 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     },
     wallTimeS,
     details,
+    costsMarkdown,
   });
   writeFileAtomic(join(o.runDir, 'report.md'), report);
   return { runDir: o.runDir, metrics, wallTimeS, detector };
+}
+
+/**
+ * MACs of one inference call (batch 1, every kernel counted and attributed to its module), the
+ * per-image inference time (median after warm-up, batch 1 and the configured batch), and the
+ * meter's energy/power: costs.json, power-trace.csv, macs.csv, power.png. Returns the report
+ * section laid out like Tables 5 and 6 with the paper's numbers beside ours.
+ */
+async function measureCosts(o: RunOptions, detector: AnomalyDetector, test: InMemoryImageSource, meter: CostMeter): Promise<string> {
+  const one = test.batch(0, 1);
+  const macs = countMacs(() => detector.predict(one), { modules: detector.modules() });
+  const repeats = o.inferenceRepeats ?? 5;
+  const inference: InferenceTiming[] = [await timeInference(() => detector.predict(one), { warmup: 1, repeats, batch: 1 })];
+  one.dispose();
+  const bs = Math.min(o.config.batchSize, test.length);
+  if (bs > 1) {
+    const many = test.batch(0, bs);
+    inference.push(await timeInference(() => detector.predict(many), { warmup: 1, repeats: Math.max(1, Math.ceil(repeats / 2)), batch: bs }));
+    many.dispose();
+  }
+  await meter.close();
+  const p = paperCosts(o.method.paperId);
+  const artifacts = await writeCostArtifacts(o.runDir, {
+    method: o.method.displayName,
+    meter,
+    macs,
+    macsPass: `one predict() call at batch 1, ${test.height}x${test.width} input (backbone, scoring and map post-processing)`,
+    inference,
+    paper: p
+      ? {
+          co2Kg: p.co2Kg, energyKj: p.energyKj, gpuPowerW: p.gpuPowerW, trainTimeS: p.trainTimeS,
+          inferenceTimeS: p.inferenceTimeS, gpuUtilPct: p.gpuUtilPct, modelSizeMb: p.modelSizeParamsM, gmac: p.gmac,
+          source: 'Cools et al. 2025, Tables 5 and 6 (GPU, paper configuration)',
+        }
+      : null,
+    backend: o.backend.active,
+    notes: o.profile === 'paper' ? [] : [`profile '${o.profile}': reduced resolution/epochs, not comparable in absolute terms to the paper's GPU run`],
+  });
+  return artifacts.markdown;
 }
 
 async function writeHeatmaps(o: RunOptions, scored: ScoredSet, testS: LoadedSample[]): Promise<void> {
