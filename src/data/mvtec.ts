@@ -95,9 +95,9 @@ export function listCategoryFolders(root: string): string[] {
 
 function rootHint(source: RootSource): string {
   const how = {
-    option: 'the --data-root option',
+    option: 'the --data option',
     env: `$${MVTEC_ROOT_ENV}`,
-    default: `the default ./${DEFAULT_MVTEC_ROOT} (set --data-root or $${MVTEC_ROOT_ENV} to change it)`,
+    default: `the default ./${DEFAULT_MVTEC_ROOT} (set --data or $${MVTEC_ROOT_ENV} to change it)`,
   }[source];
   return `(root taken from ${how})`;
 }

@@ -99,6 +99,15 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     split: splitToJSON(split),
   });
 
+  // Networks and weights first: a missing --weights file fails before minutes of image decoding.
+  const detector = await method.create(config, {
+    backboneInit: o.backboneInit,
+    weightsPath: o.weightsPath,
+    weightsDir: o.weightsDir,
+    log,
+    warn: o.warn,
+  });
+
   log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
   const tl = performance.now();
   const [trainS, valS, testS] = await Promise.all([
@@ -110,14 +119,6 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   const train = await loadSource(trainS);
   const validation = await loadSource(valS);
   const test = await loadSource(testS);
-
-  const detector = await method.create(config, {
-    backboneInit: o.backboneInit,
-    weightsPath: o.weightsPath,
-    weightsDir: o.weightsDir,
-    log,
-    warn: o.warn,
-  });
 
   const meter = await CostMeter.create({ co2: { factorKgPerKwh: o.co2Factor, pue: o.pue } });
   if (o.idleBaselineS && o.idleBaselineS > 0) await meter.measureIdle(o.idleBaselineS);

@@ -62,7 +62,7 @@ export function syntheticDataNotice(requested: string, used: SyntheticCategory, 
     `!! '${used}' category from '${root}'.`,
     '!! These are procedurally drawn images with simple planted defects, NOT MVTec AD.',
     '!! Scores, thresholds and timings from this run are NOT comparable to the paper',
-    '!! (Cools et al. 2025) or to any MVTec AD result. Set --data-root or $MVTEC_ROOT to the',
+    '!! (Cools et al. 2025) or to any MVTec AD result. Set --data or $MVTEC_ROOT to the',
     '!! real dataset to reproduce the paper.',
     bar,
   ].join('\n');
