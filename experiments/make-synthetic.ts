@@ -4,7 +4,7 @@
  *   npx tsx experiments/make-synthetic.ts --out data/synthetic [--categories a,b] [--size 128]
  *       [--seed 0] [--n-train 60] [--n-test-good 15] [--n-per-defect 10]
  *
- * Then train on it with the folder as data root (--data-root data/synthetic). The data is
+ * Then train on it with the folder as data root (--data data/synthetic). The data is
  * synthetic: results on it are not comparable to the paper.
  */
 import yargs from 'yargs';
