@@ -1,15 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 
-/** Writes a file atomically: a crash leaves the old file or the new one, never half of one. */
+import { atomicWriteFile } from './atomicWrite.js';
+
+/** Writes a file atomically (temp file, fsync, rename), creating its folder. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
+  atomicWriteFile(path, data);
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync } from 'node:fs';
+import { writeFileAtomic } from '../../train/runFolder.js';
 import { join } from 'node:path';
 import { WeightsError } from '../../errors.js';
 import type { Module } from '../../nn/module.js';
@@ -148,8 +149,8 @@ export class PatchCore implements AnomalyDetector {
     mkdirSync(dir, { recursive: true });
     const data = Buffer.from((await this.bank.data()).buffer);
     const meta = { shape: this.bank.shape, grid: this.grid, config: this.config, fitStats: this.fitStats };
-    writeAtomic(join(dir, 'memory-bank.f32'), data);
-    writeAtomic(join(dir, 'patchcore.json'), Buffer.from(JSON.stringify(meta, null, 1)));
+    writeFileAtomic(join(dir, 'memory-bank.f32'), data);
+    writeFileAtomic(join(dir, 'patchcore.json'), JSON.stringify(meta, null, 1));
   }
 
   async load(dir: string): Promise<void> {
@@ -190,8 +191,3 @@ export class PatchCore implements AnomalyDetector {
   }
 }
 
-function writeAtomic(path: string, data: Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
