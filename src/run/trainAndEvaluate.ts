@@ -15,6 +15,7 @@ import { splitToJSON } from '../data/splits.js';
 import { Rng } from '../util/rng.js';
 import { setInitSeed } from '../nn/init.js';
 import { InMemoryImageSource } from './imageSource.js';
+import { Progress } from '../train/progress.js';
 import type { PreparedDataset } from './prepareDataset.js';
 
 export interface RunOptions {
@@ -138,7 +139,9 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   const bs = config.batchSize;
   const valScores: ScoredSet | null = validation.length > 0 ? await scoreImages(detector, validation, bs, { keepMaps: false }) : null;
   meter.start('test');
-  const scored = await scoreImages(detector, test, bs);
+  const progress = new Progress({ total: test.length, label: 'score test', log });
+  const scored = await scoreImages(detector, test, bs, { onBatch: (done) => progress.update(done) });
+  progress.end();
   await meter.stop('test');
   log(`[eval] scored ${test.length} test images in ${scored.seconds.toFixed(1)} s (${((scored.seconds / Math.max(1, test.length)) * 1000).toFixed(0)} ms/image)`);
 

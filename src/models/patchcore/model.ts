@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, readFileSync, existsSync } from 'node:fs';
 import { writeFileAtomic } from '../../train/runFolder.js';
+import { Progress } from '../../train/progress.js';
 import { join } from 'node:path';
 import { WeightsError } from '../../errors.js';
 import type { Module } from '../../nn/module.js';
@@ -51,6 +52,7 @@ export class PatchCore implements AnomalyDetector {
     const t0 = Date.now();
     let bankAll: Float32Array | null = null;
     let rowsPerImage = 0;
+    const progress = new Progress({ total: train.length, label: 'patchcore embed', log: ctx.log });
     for (let s = 0; s < train.length; s += c.batchSize) {
       const e = Math.min(train.length, s + c.batchSize);
       const x = train.batch(s, e);
@@ -63,10 +65,9 @@ export class PatchCore implements AnomalyDetector {
       }
       bankAll.set(data as Float32Array, s * rowsPerImage * c.targetDim);
       f.dispose();
-      if (s === 0 || e === train.length || Math.floor(s / c.batchSize) % 20 === 0) {
-        ctx.log(`[patchcore] embedded ${e}/${train.length} images (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-      }
+      progress.update(e);
     }
+    progress.end();
     if (!bankAll) throw new Error('PatchCore.fit: empty training set');
     const all: VectorSet = { data: bankAll, rows: train.length * rowsPerImage, dim: c.targetDim };
     const t1 = Date.now();
