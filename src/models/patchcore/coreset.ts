@@ -48,16 +48,32 @@ function squaredNorms(x: VectorSet): Float64Array {
   return n;
 }
 
-/** Euclidean distances of every row to row `j`, as sqrt(max(0, |a|²+|b|²-2a·b)) like the official code. */
+/**
+ * Euclidean distances of every row to row `j`, as sqrt(max(0, |a|²+|b|²-2a·b)) like the official
+ * code. The dot product is unrolled by 4 with independent accumulators: V8 does not vectorise, and
+ * this loop is PatchCore's fit bottleneck (O(N · coreset · d)).
+ */
 function distancesTo(x: VectorSet, norms: Float64Array, j: number, out: Float64Array): void {
   const d = x.dim;
   const data = x.data;
-  const oj = j * d;
-  for (let i = 0; i < x.rows; i++) {
-    const oi = i * d;
-    let dot = 0;
-    for (let k = 0; k < d; k++) dot += data[oi + k] * data[oj + k];
-    out[i] = Math.sqrt(Math.max(0, norms[i] + norms[j] - 2 * dot));
+  const q = data.subarray(j * d, (j + 1) * d);
+  const nj = norms[j];
+  const d4 = d - (d % 4);
+  for (let i = 0, oi = 0; i < x.rows; i++, oi += d) {
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let k = 0;
+    for (; k < d4; k += 4) {
+      a0 += data[oi + k] * q[k];
+      a1 += data[oi + k + 1] * q[k + 1];
+      a2 += data[oi + k + 2] * q[k + 2];
+      a3 += data[oi + k + 3] * q[k + 3];
+    }
+    for (; k < d; k++) a0 += data[oi + k] * q[k];
+    const v = norms[i] + nj - 2 * (a0 + a1 + a2 + a3);
+    out[i] = v > 0 ? Math.sqrt(v) : 0;
   }
 }
 
