@@ -4,19 +4,18 @@
  *   npx tsx experiments/show-anomalies.ts <strategy> <category> [--data DIR] [--n 16] --out FILE.png
  *       [--size 256] [--seed 0] [--textures DIR] [--fg DIR] [--param key=value ...] [--tile 128]
  *   npx tsx experiments/show-anomalies.ts --list
- *   npx tsx experiments/show-anomalies.ts --bench [--batch 8] [--size 256] [--reps 3] [--data DIR --category bottle]
+ *   npx tsx experiments/show-anomalies.ts --bench [--batch 8] [--size 256] [--reps 3] [--gas-rows 128] [--data DIR --category bottle]
  *
  * The grid shows one triplet per output sample: normal (the aligned clean image) | mask | image.
- * Images come from <data>/<category>/train/good (default data dir: $MVTEC_ROOT or data/mvtec_ad).
- * Category `synthetic_texture` without such a folder is rendered on the fly: one procedural
- * texture design, each "normal" image a different random window of it.
+ * Images come from <data>/<category>/train/good via src/data (root: --data, $MVTEC_ROOT, then
+ * data/mvtec_ad). A synthetic category (synthetic_texture, synthetic_object) with no generated
+ * folder is rendered in memory by src/data/synthetic (what make-synthetic.ts would write).
  * `glass-gas` works on features; it is shown on 8×8 pixel-patch vectors (192-d) against a small
  * random MLP discriminator, and its "mask" column is the per-pixel perturbation size |G − T|
  * (normalised), not a binary mask.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { backendLogLine, initBackend } from '../src/backend.js';
@@ -34,48 +33,39 @@ import {
   readForegroundMasks,
 } from '../src/augment/index.js';
 import { type Img, makeImg, resizeBilinear } from '../src/augment/image.js';
-import { readRgb, writePng } from '../src/augment/imageio.js';
-import { proceduralTexture } from '../src/augment/textures.js';
+import { type CategoryIndex, indexCategory, isSyntheticCategory, readImage, renderSyntheticSample, writePng } from '../src/data/index.js';
 import { createImageStrategy } from '../src/augment/registry.js';
 import { Rng } from '../src/util/rng.js';
 import { runCli } from './cli.js';
 
 interface Loaded {
   images: tf.Tensor4D;
+  /** Image file names (for --fg lookup). */
   names: string[];
 }
 
-async function loadNormals(dataDir: string, category: string, n: number, size: number, seed: number): Promise<Loaded> {
-  const dir = join(dataDir, category, 'train', 'good');
-  if (!existsSync(dir)) {
-    if (category === 'synthetic_texture') return syntheticTexture(n, size, seed);
-    throw new DatasetError(`${dir} not found; pass --data DIR (an MVTec-layout root) or use category synthetic_texture`);
+/**
+ * n training images of a category, evenly spaced over train/good, resized to size² with the data
+ * layer's default filter (Pillow bilinear). A synthetic category without a generated folder is
+ * rendered in memory with the same generator make-synthetic.ts uses.
+ */
+async function loadNormals(dataRoot: string | undefined, category: string, n: number, size: number, seed: number): Promise<Loaded> {
+  let index: CategoryIndex;
+  try {
+    index = indexCategory(category, { root: dataRoot });
+  } catch (e) {
+    if (!isSyntheticCategory(category)) throw e;
+    const data = new Float32Array(n * size * size * 3);
+    for (let i = 0; i < n; i++) data.set(renderSyntheticSample(category, 'train', 'good', i, { size, seed }).image, i * size * size * 3);
+    process.stderr.write(`[show-anomalies] ${category}: rendered ${n} synthetic normal images in memory (no folder under the data root)\n`);
+    return { images: tf.tensor4d(data, [n, size, size, 3]), names: Array.from({ length: n }, (_, i) => `${String(i).padStart(3, '0')}.png`) };
   }
-  const files = readdirSync(dir).filter((f) => /\.(png|jpe?g|bmp)$/i.test(f)).sort();
-  if (files.length === 0) throw new DatasetError(`no images in ${dir}`);
-  const pick = Array.from({ length: n }, (_, i) => files[Math.floor((i * files.length) / n)]);
+  const good = index.train.filter((s) => s.label === 0);
+  if (good.length === 0) throw new DatasetError(`no train/good images in ${index.dir}`);
+  const pick = Array.from({ length: n }, (_, i) => good[Math.floor((i * good.length) / n)]);
   const data = new Float32Array(n * size * size * 3);
-  for (let i = 0; i < n; i++) {
-    const img = await readRgb(join(dir, pick[i]), size, size, 'fill');
-    data.set(img.data, i * size * size * 3);
-  }
-  return { images: tf.tensor4d(data, [n, size, size, 3]), names: pick };
-}
-
-/** One procedural "product surface" design; each normal image is a random window of it. */
-function syntheticTexture(n: number, size: number, seed: number): Loaded {
-  const big = proceduralTexture('fractal-perlin', size * 2, size * 2, new Rng(`synthetic_texture/${seed}`));
-  const rng = new Rng(`synthetic_texture/${seed}/windows`);
-  const data = new Float32Array(n * size * size * 3);
-  for (let i = 0; i < n; i++) {
-    const oy = rng.int(0, size);
-    const ox = rng.int(0, size);
-    for (let y = 0; y < size; y++) {
-      const row = big.data.subarray(((oy + y) * size * 2 + ox) * 3, ((oy + y) * size * 2 + ox + size) * 3);
-      data.set(row, (i * size * size + y * size) * 3);
-    }
-  }
-  return { images: tf.tensor4d(data, [n, size, size, 3]), names: Array.from({ length: n }, (_, i) => `synthetic_${i}`) };
+  for (let i = 0; i < n; i++) data.set((await readImage(pick[i].path, { size: [size, size] })).data, i * size * size * 3);
+  return { images: tf.tensor4d(data, [n, size, size, 3]), names: pick.map((s) => basename(s.path)) };
 }
 
 /** GAS on 8×8 pixel patches with a random MLP discriminator (visualisation only, see header). */
@@ -142,17 +132,12 @@ async function writeGrid(batch: AnomalyBatch, tile: number, out: string): Promis
     paste(masks[i], top, left + tile + gap);
     paste(images[i], top, left + 2 * (tile + gap));
   }
-  await writePng(out, canvas);
+  await writePng(out, canvas.data, W, H, 3);
 }
 
-async function bench(argv: { batch: number; size: number; reps: number; data: string; category: string; textures?: string }): Promise<void> {
+async function bench(argv: { batch: number; size: number; reps: number; gasRows: number; data?: string; category: string; textures?: string }): Promise<void> {
   const { batch, size, reps } = argv;
-  let loaded: Loaded;
-  try {
-    loaded = await loadNormals(argv.data, argv.category, batch, size, 0);
-  } catch {
-    loaded = syntheticTexture(batch, size, 0);
-  }
+  const loaded = await loadNormals(argv.data, argv.category, batch, size, 0);
   const textures = createTextureSource(argv.textures);
   const source = textures.record();
   process.stdout.write(`batch ${batch} × ${size}², ${argv.category}, textures: ${source.kind}, mean of ${reps} after 1 warm-up\n`);
@@ -161,12 +146,14 @@ async function bench(argv: { batch: number; size: number; reps: number; data: st
     const rng = new Rng(`bench/${name}`);
     let run: () => Promise<void>;
     let label = name;
+    let cleanup = (): void => {};
     if (entry.kind === 'image') {
       const s = createImageStrategy(name, { textures, category: argv.category });
       run = async () => disposeBatch(await s.generate({ images: loaded.images }, rng));
     } else {
-      // GLASS scale: 36×36 positions per 288² image → here (size/8)² per image, 1536-d, D = 1536→1024→1
-      const rows = (size / 8) ** 2;
+      // GLASS scale: a 1536-d row per 8×8-pixel position, D = 1536→1024→1. A batch of 8 at
+      // size² has 8·(size/8)² rows; wasm is timed on `gasRows` of them (GAS is linear in rows).
+      const rows = argv.gasRows;
       const dim = 1536;
       const f = tf.randomNormal([rows, dim], 0, 1, 'float32', 1) as tf.Tensor2D;
       const w1 = tf.randomNormal([dim, 1024], 0, 0.02, 'float32', 2);
@@ -176,12 +163,15 @@ async function bench(argv: { batch: number; size: number; reps: number; data: st
       run = async () => {
         s.perturb(f, disc, rng).dispose();
       };
-      label = `${name} (1 image: ${rows}×${dim} rows, D 1536→1024→1; ×${batch} for a batch)`;
+      const full = batch * (size / 8) ** 2;
+      label = `${name} (${rows} of the ${full} rows of a batch, 1536-d, D 1536→1024→1; ×${(full / rows).toFixed(0)} for the batch)`;
+      cleanup = () => tf.dispose([f, w1, w2]);
     }
     await run();
     const t0 = performance.now();
     for (let r = 0; r < reps; r++) await run();
     process.stdout.write(`${label.padEnd(16)} ${((performance.now() - t0) / reps).toFixed(1)} ms\n`);
+    cleanup();
   }
   loaded.images.dispose();
 }
@@ -191,7 +181,7 @@ async function main(): Promise<void> {
     .usage('$0 <strategy> <category> --out FILE.png  |  $0 --list  |  $0 --bench')
     .option('list', { type: 'boolean', describe: 'print the registered strategy names' })
     .option('bench', { type: 'boolean', describe: 'time every strategy on one batch' })
-    .option('data', { type: 'string', default: process.env.MVTEC_ROOT ?? 'data/mvtec_ad', describe: 'MVTec-layout root' })
+    .option('data', { type: 'string', describe: 'MVTec-layout root (default $MVTEC_ROOT, then data/mvtec_ad)' })
     .option('n', { type: 'number', default: 16, describe: 'output samples to show (inputs = ceil(n / outputs per input))' })
     .option('size', { type: 'number', default: 256 })
     .option('tile', { type: 'number', default: 128, describe: 'tile size in the grid' })
@@ -202,10 +192,11 @@ async function main(): Promise<void> {
     .option('out', { type: 'string' })
     .option('batch', { type: 'number', default: 8 })
     .option('reps', { type: 'number', default: 3 })
+    .option('gas-rows', { type: 'number', default: 128, describe: '--bench: feature rows GAS is timed on' })
     .option('category', { type: 'string', default: 'bottle', describe: '--bench: images to use' })
     .option('backend', { type: 'string', default: 'wasm' })
-    .strict()
-    .parse();
+    .strictOptions()
+    .parseAsync();
 
   if (argv.list) {
     process.stdout.write(`${listStrategies().join('\n')}\n`);
@@ -214,7 +205,7 @@ async function main(): Promise<void> {
   const backend = await initBackend(argv.backend === 'cpu' ? 'cpu' : 'wasm');
   process.stderr.write(`${backendLogLine(backend)}\n`);
   if (argv.bench) {
-    await bench({ batch: argv.batch, size: argv.size, reps: argv.reps, data: argv.data, category: argv.category, textures: argv.textures });
+    await bench({ batch: argv.batch, size: argv.size, reps: argv.reps, gasRows: argv.gasRows, data: argv.data, category: argv.category, textures: argv.textures });
     return;
   }
   const [strategyName, category] = argv._.map(String);

@@ -19,6 +19,7 @@ import {
   createImageStrategy,
   disposeBatch,
   estimateForeground,
+  foregroundMasks,
   perlinMask,
   perlinNoise,
   proceduralTexture,
@@ -204,6 +205,12 @@ describe('foreground masks', () => {
     expect(s.record().foreground).toMatch(/all ones/);
     const obj = createImageStrategy('glass-las', { category: 'bottle' });
     expect(obj.record().foreground).toMatch(/estimated/);
+    const before = tf.memory().numTensors;
+    const ones = await foregroundMasks(images, 'synthetic_texture');
+    expect(ones.shape).toEqual([2, 16, 16, 1]);
+    expect((await ones.data()).every((v) => v === 1)).toBe(true);
+    ones.dispose();
+    expect(tf.memory().numTensors).toBe(before);
     images.dispose();
 
     const dir = mkdtempSync(join(tmpdir(), 'aug-fg-'));

@@ -4,8 +4,9 @@
  *
  * Order of preference (README.md §Foreground):
  * 1. a folder of masks (`--fg DIR`; GLASS's `fg_mask/<class>/<file>`, DiffusionAD's
- *    `<cls>/DISthresh/good/<name>.png`): read by image name, resized, any value > 0 → 1 (GLASS's
- *    resize-then-ceil);
+ *    `<cls>/DISthresh/good/<name>.png`): read by image name with src/data/imageIO's readMask
+ *    (nearest resize, > 127 → 1; the authors' masks are 0/255, so this equals GLASS's
+ *    resize-then-ceil up to edge pixels);
  * 2. texture categories: all ones (both specs' documented fallback);
  * 3. objects: `estimateForeground`, a border-colour + Otsu estimate (documented deviation; the
  *    authors' masks come from a salient-object / BGAD-style binarisation that is not released).
@@ -13,9 +14,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { readMask } from '../data/imageIO.js';
 import { DatasetError } from '../errors.js';
 import type { Img } from './image.js';
-import { readGray } from './imageio.js';
 
 /** Texture categories get all-ones foregrounds: MVTec's 5 textures and any category named *texture*. */
 export function isTextureCategory(category: string | undefined): boolean {
@@ -201,7 +202,7 @@ export function foregroundRule(category: string | undefined, haveMasks: boolean)
 
 /**
  * Reads foreground masks for images named `names` (file names or stems) from `dir`: tries
- * `<dir>/<name>`, then `<dir>/<stem>.png|.jpg|.bmp`. Returns [N, h, w, 1] with value > 0 → 1.
+ * `<dir>/<name>`, then `<dir>/<stem>.png|.jpg|.bmp`. Returns [N, h, w, 1] 0/1 (nearest resize, > 127 → 1).
  * @throws DatasetError naming the first missing or unreadable mask file.
  */
 export async function readForegroundMasks(dir: string, names: readonly string[], h: number, w: number): Promise<tf.Tensor4D> {
@@ -212,8 +213,20 @@ export async function readForegroundMasks(dir: string, names: readonly string[],
     const candidates = [join(dir, base), ...['.png', '.jpg', '.bmp'].map((e) => join(dir, stem + e))];
     const file = candidates.find((p) => existsSync(p));
     if (!file) throw new DatasetError(`foreground mask for ${names[i]} not found: looked for ${candidates.join(', ')}`);
-    const m = await readGray(file, h, w);
-    for (let j = 0; j < h * w; j++) out[i * h * w + j] = m.data[j] > 0 ? 1 : 0;
+    const m = await readMask(file, { size: [h, w] });
+    for (let j = 0; j < h * w; j++) out[i * h * w + j] = m.data[j];
   }
   return tf.tensor4d(out, [names.length, h, w, 1]);
+}
+
+/**
+ * Foreground masks [N, H, W, 1] for a batch of training images by the rules above (textures: ones;
+ * objects: estimate). Compute once per training image and pass as `foreground` to `generate`, so
+ * the estimate is not redone every epoch.
+ */
+export async function foregroundMasks(images: tf.Tensor4D, category: string | undefined): Promise<tf.Tensor4D> {
+  const [n, h, w, c] = images.shape;
+  const data = (await images.data()) as Float32Array;
+  const { fg } = resolveForeground(data, n, h, w, c, undefined, category);
+  return tf.tensor4d(fg, [n, h, w, 1]);
 }

@@ -11,7 +11,7 @@ export {
   proceduralTexture,
   type ProceduralFamily,
 } from './textures.js';
-export { estimateForeground, isTextureCategory, readForegroundMasks, resolveForeground } from './foreground.js';
+export { estimateForeground, foregroundMasks, isTextureCategory, readForegroundMasks, resolveForeground } from './foreground.js';
 export { DRAEM_AUGMENTERS, GLASS_AUGMENTERS, randomAugment, type Augmenter } from './augmenters.js';
 export { gasPerturb, projectToShell, expandCenter, type GasParams } from './glass-gas.js';
 export { disjointMasks } from './riad.js';

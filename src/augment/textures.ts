@@ -8,10 +8,10 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { readImage } from '../data/imageIO.js';
 import { ConfigError } from '../errors.js';
 import type { Rng } from '../util/rng.js';
 import { type Img, makeImg, resizeBilinear, resizeCover } from './image.js';
-import { readRgb } from './imageio.js';
 import { fractalPerlin, perlinNoise } from './perlin.js';
 import type { TextureFit, TextureSource, TextureSourceRecord } from './types.js';
 
@@ -32,7 +32,7 @@ export function listImageFiles(dir: string): string[] {
   return out;
 }
 
-/** Texture photos from a folder, read with sharp and cached (decoded, resized) in a small LRU. */
+/** Texture photos from a folder, read through src/data/imageIO and cached (decoded, resized) in a small LRU. */
 export class FolderTextureSource implements TextureSource {
   readonly kind = 'folder';
   private cache = new Map<string, Float32Array>();
@@ -66,7 +66,14 @@ export class FolderTextureSource implements TextureSource {
       this.cache.set(key, hit);
       return hit.slice();
     }
-    const img = await readRgb(file, h, w, fit);
+    // 'fill' squashes (cv2.resize in DRAEM/DiffusionAD); 'cover' resizes the shorter side and
+    // centre-crops (GLASS). sharp's lanczos3: textures need no Pillow parity, only speed.
+    const img = await readImage(
+      file,
+      fit === 'fill'
+        ? { size: [h, w], filter: 'sharp-lanczos3' }
+        : { size: Math.max(h, w), keepAspect: true, crop: [h, w], filter: 'sharp-lanczos3' },
+    );
     this.cache.set(key, img.data);
     if (this.cache.size > this.cacheSize) {
       const oldest = this.cache.keys().next().value;
