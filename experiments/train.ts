@@ -9,6 +9,7 @@ import { BACKEND_CHOICES, parseBackendChoice } from '../src/backend.js';
 import { ConfigError } from '../src/errors.js';
 import { parseCalibrationRule } from '../src/eval/metrics/index.js';
 import { getMethod, methodNames } from '../src/registry.js';
+import { parseSetOptions } from '../src/models/configOverrides.js';
 import { prepareDataset } from '../src/run/prepareDataset.js';
 import { trainAndEvaluate } from '../src/run/trainAndEvaluate.js';
 import { setupRuntime } from '../src/runtime.js';
@@ -33,6 +34,7 @@ runCli(async () => {
     .option('backbone', { type: 'string', describe: 'backbone name (wide_resnet50_2, resnet18, resnet50, mobilenet_v1, tiny_darknet)' })
     .option('image-size', { type: 'number', describe: 'network input size (crop); resize keeps the profile ratio' })
     .option('epochs', { type: 'number', describe: 'training epochs (trained methods)' })
+    .option('set', { type: 'string', array: true, describe: 'override a config field, e.g. --set coresetRatio=0.1 (repeatable)' })
     .option('val-fraction', { type: 'number', default: 0.1, describe: 'share of normal train images held out for calibration' })
     .option('rebalance', { type: 'number', describe: 'move normal train images to test until normals are this share of test (paper sec. 3.2; default 0.5 when given without value)' })
     .option('calibration', { type: 'string', default: 'quantile:0.99', describe: "threshold rule on validation normals: 'quantile:Q', 'max' or 'meanStd:K'" })
@@ -58,6 +60,7 @@ runCli(async () => {
     imageSize: argv['image-size'],
     epochs: argv.epochs,
     backbone: argv.backbone,
+    set: parseSetOptions(argv.set),
   });
   if (argv.resume && !argv.out) throw new ConfigError('--resume needs --out naming the run folder to continue');
   const rebalanceRaw = process.argv.includes('--rebalance');

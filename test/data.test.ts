@@ -300,7 +300,7 @@ describe('mvtec index', () => {
   });
 
   it('explains missing roots, categories, folders and masks', () => {
-    expect(() => indexCategory('widget', { root: join(tmp, 'missing') })).toThrow(/does not exist.*--data-root option/);
+    expect(() => indexCategory('widget', { root: join(tmp, 'missing') })).toThrow(/does not exist.*--data option/);
     expect(() => indexCategory('widget', { env: { MVTEC_ROOT: join(tmp, 'missing') } })).toThrow(/MVTEC_ROOT/);
     const err = (() => { try { indexCategory('bottle', { root: join(tmp, 'root') }); } catch (e) { return e as Error; } return null; })();
     expect(err).toBeInstanceOf(DatasetError);

@@ -28,6 +28,8 @@ export interface ConfigOverrides {
   imageSize?: number;
   epochs?: number;
   backbone?: string;
+  /** `--set key=value` pairs applied last (see configOverrides.ts). */
+  set?: Readonly<Record<string, string>>;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { createBackbone, getBackboneSpec } from '../backbones/index.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { applySetOverrides } from '../configOverrides.js';
 import { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
 import { PatchCore } from './model.js';
 
@@ -26,7 +27,7 @@ function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
   if (o.epochs !== undefined && o.epochs !== 1) {
     throw new ConfigError('--epochs: PatchCore does not train (it fits a memory bank in one pass); drop the option');
   }
-  return c;
+  return applySetOverrides(c, o.set, 'patchcore');
 }
 
 export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
