@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setupRuntime } from '../src/runtime.js';
 import { TrainingError } from '../src/errors.js';
 import { setInitSeed } from '../src/nn/init.js';
 import { Conv2d } from '../src/nn/layers/conv.js';
@@ -105,8 +106,8 @@ function weights(m: ReturnType<typeof build>): number[] {
 }
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
-  await tf.ready();
+  // wasm with the forward-convolution gradients of src/nn/kernels: the backend users train on.
+  await setupRuntime('wasm');
   root = mkdtempSync(join(tmpdir(), 'adbench-train-'));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -182,11 +183,9 @@ describe('trainer: resume is bit-exact', () => {
   });
 });
 
-describe('trainer on wasm (dense layers until conv filter gradients land there)', () => {
+describe('trainer on wasm, dense layers', () => {
   it('resume is bit-exact on wasm too', async () => {
-    await tf.setBackend('wasm');
-    await tf.ready();
-    try {
+    {
       const mk = () => {
         setInitSeed(3);
         return new Head(3);
@@ -208,8 +207,6 @@ describe('trainer on wasm (dense layers until conv filter gradients land there)'
       const second = await train(opts(c, { runDir: dir, resume: true }));
       expect([...first.losses, ...second.losses]).toEqual(straight.losses);
       expect(Array.from(c.lin.weight.dataSync())).toEqual(Array.from(a.lin.weight.dataSync()));
-    } finally {
-      await tf.setBackend('cpu');
     }
   });
 });
