@@ -27,7 +27,12 @@ function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
   if (o.epochs !== undefined && o.epochs !== 1) {
     throw new ConfigError('--epochs: PatchCore does not train (it fits a memory bank in one pass); drop the option');
   }
-  return applySetOverrides(c, o.set, 'patchcore');
+  const out = applySetOverrides(c, o.set, 'patchcore');
+  if (out.distance !== 'squared-l2' && out.distance !== 'l2') {
+    throw new ConfigError(`--set distance=${out.distance}: choose squared-l2 (official, faiss IndexFlatL2) or l2 (anomalib)`);
+  }
+  if (!(out.coresetRatio > 0 && out.coresetRatio <= 1)) throw new ConfigError(`--set coresetRatio=${out.coresetRatio}: must be in (0, 1]`);
+  return out;
 }
 
 export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
