@@ -12,8 +12,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
+import { pathToFileURL } from 'node:url';
 
-interface Case {
+export interface Case {
   name: string;
   n: number;
   h: number;
@@ -26,7 +27,8 @@ interface Case {
 
 const quick = process.argv.includes('--quick');
 const cpuRef = process.argv.includes('--cpu-ref');
-const CASES: Case[] = [
+/** Typical shapes (batch 4); also the conv section of experiments/bench.ts. */
+export const CASES: Case[] = [
   { name: '64x64x64->64 3x3 s1', n: 4, h: 64, c: 64, o: 64, k: 3, s: 1 },
   { name: '32x32x128->128 3x3 s1', n: 4, h: 32, c: 128, o: 128, k: 3, s: 1 },
   { name: '128x128x3->64 7x7 s2', n: 4, h: 128, c: 3, o: 64, k: 7, s: 2 },
@@ -163,4 +165,5 @@ async function main(): Promise<void> {
   if (cpuRef) console.log('* old filter-grad = cpu backend kernel (wasm has no Conv2DBackpropFilter / depthwise backprop kernels)');
 }
 
-await main();
+// Run only when executed directly (experiments/bench.ts imports CASES).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

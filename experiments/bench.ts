@@ -1,0 +1,490 @@
+/**
+ * `npm run bench`: CPU throughput of the building blocks that decide training and fitting time,
+ * for one tfjs backend, optionally side by side with PyTorch doing the same work.
+ *
+ *   npm run bench -- [--backend wasm|cpu|tensorflow] [--torch] [--torch-threads 2]
+ *                    [--sections conv,wrn50,train,coreset] [--quick] [--json out.json]
+ *
+ * Sections (each runs in its own child process, so "peak memory" is that section's own peak):
+ *   conv     forward and forward+backward GMAC/s of single convolutions at typical shapes
+ *            (experiments/bench-conv.ts's CASES, batch 4); fwd+bwd counts 3x the forward MACs
+ *   wrn50    WideResNet-50-2 stem..layer3 feature extraction (PatchCore's backbone), eval mode,
+ *            256x256, batch 1 and 8 (batch 8 skipped with --quick); seconds per image
+ *   train    one training step: DRAEM at its cpu profile (64², widths 16/8, batch 8) and the
+ *            issue's reference step (128², batch 4, official widths 128/64, 97.4 M parameters;
+ *            skipped with --quick and on the cpu backend). L2 + SSIM + focal loss, Adam.
+ *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
+ *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
+ *            single-threaded and threaded selection, which must pick identical indices
+ * With --torch, experiments/bench/torch_bench.py runs the same shapes in PyTorch (/usr/bin/python3,
+ * `--torch-threads` threads) right after each section, and the table shows the throughput ratio
+ * tfjs/PyTorch (1.0 = parity; > 1 = tfjs faster). Weights and data are random: timing does not
+ * depend on them. The machine is shared: every row carries the 1-minute load average measured
+ * when it started. Results and how to read them: docs/performance.md.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseBackendChoice, type BackendChoice } from '../src/backend.js';
+import { setupRuntime } from '../src/runtime.js';
+import { countMacs, totalMacs } from '../src/energy/macs.js';
+import { ResNet } from '../src/models/backbones/resnet.js';
+import { Conv2d } from '../src/nn/layers/conv.js';
+import { Sequential } from '../src/nn/layers/sequential.js';
+import { catChannels, doubleConv, downPool, upConvBnRelu } from '../src/nn/layers/unetBlocks.js';
+import { Layer } from '../src/nn/module.js';
+import { setInitSeed } from '../src/nn/init.js';
+import { focalLoss } from '../src/nn/losses/focalLoss.js';
+import { DRAEM_SSIM, ssimLoss } from '../src/nn/losses/ssim.js';
+import { Adam } from '../src/train/optimizers/adam.js';
+import { approximateGreedyCoreset, defaultCoresetThreads, randomProjection, type VectorSet } from '../src/models/patchcore/coreset.js';
+import { Rng } from '../src/util/rng.js';
+import { CASES as CONV_CASES, type Case as ConvCase } from './bench-conv.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const TORCH_SCRIPT = join(HERE, 'bench', 'torch_bench.py');
+const PYTHON = '/usr/bin/python3';
+const ALL_SECTIONS = ['conv', 'wrn50', 'train', 'coreset'] as const;
+type Section = (typeof ALL_SECTIONS)[number];
+
+interface Args {
+  backend: BackendChoice;
+  torch: boolean;
+  torchThreads: number;
+  sections: Section[];
+  quick: boolean;
+  json: string | null;
+  child: Section | null;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const sections = (get('--sections') ?? ALL_SECTIONS.join(',')).split(',').filter(Boolean);
+  for (const s of sections) {
+    if (!(ALL_SECTIONS as readonly string[]).includes(s)) throw new Error(`--sections: unknown '${s}' (have ${ALL_SECTIONS.join(', ')})`);
+  }
+  const child = get('--child');
+  return {
+    backend: parseBackendChoice(get('--backend') ?? 'wasm'),
+    torch: argv.includes('--torch'),
+    torchThreads: Number(get('--torch-threads') ?? 2),
+    sections: sections as Section[],
+    quick: argv.includes('--quick'),
+    json: get('--json') ?? null,
+    child: (child as Section | undefined) ?? null,
+  };
+}
+
+/** One measured item of a section, on the tfjs side; torch fields are filled in by the parent. */
+interface Row {
+  section: Section;
+  item: string;
+  /** Seconds per unit (per call, per image, per step...). */
+  seconds: number;
+  unit: string;
+  /** MACs per unit (null when GMAC/s makes no sense, e.g. the coreset). */
+  macs: number | null;
+  reps: number;
+  /** CPU seconds per wall second while timing (all threads): the cores the work really got. */
+  cores?: number;
+  note?: string;
+  torchSeconds?: number;
+  torchCores?: number;
+  load1?: number;
+}
+
+interface ChildResult {
+  section: Section;
+  backend: string;
+  flags: Record<string, boolean | number>;
+  rows: Row[];
+  peakRssMb: number;
+  wasmHeapMb: number | null;
+  notes: string[];
+}
+
+// ------------------------------------------------------------------------------------- timing
+
+/** Seconds per call: optional warm-up, then repeat until `budget` seconds or `maxReps`. */
+function timeIt(f: () => void, budget: number, maxReps = 50, warm = true): { s: number; reps: number; cores: number } {
+  if (warm) f();
+  let reps = 0;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  do {
+    f();
+    reps++;
+  } while (performance.now() - t0 < budget * 1000 && reps < maxReps);
+  const wall = (performance.now() - t0) / 1000;
+  return { s: wall / reps, reps, cores: cpuSeconds(c0) / wall };
+}
+
+/** CPU seconds (all threads of this process) since `c0`. */
+function cpuSeconds(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1e6;
+}
+
+const syncAll = (ts: tf.Tensor | tf.Tensor[] | Record<string, tf.Tensor>): void => {
+  const list = ts instanceof tf.Tensor ? [ts] : Array.isArray(ts) ? ts : Object.values(ts);
+  for (const t of list) t.dataSync();
+};
+
+// ------------------------------------------------------------------------------------- sections
+
+function convSection(quick: boolean): Row[] {
+  const rows: Row[] = [];
+  const budget = quick ? 0.3 : 1.5;
+  for (const cs of quick ? CONV_CASES.slice(0, 3) : CONV_CASES) {
+    const p = cs.k >> 1;
+    const wShape: [number, number, number, number] = cs.depthwise ? [cs.k, cs.k, cs.c, cs.o / cs.c] : [cs.k, cs.k, cs.c, cs.o];
+    const xp = tf.tidy(() => tf.pad(tf.randomNormal([cs.n, cs.h, cs.h, cs.c]), [[0, 0], [p, p], [p, p], [0, 0]])) as tf.Tensor4D;
+    const w = tf.randomNormal(wShape) as tf.Tensor4D;
+    const conv = (x: tf.Tensor4D, f: tf.Tensor4D): tf.Tensor4D => (cs.depthwise
+      ? tf.depthwiseConv2d(x, f, cs.s, 'valid')
+      : tf.conv2d(x, f, cs.s, 'valid'));
+    const y0 = conv(xp, w);
+    const [, ho, wo] = y0.shape;
+    const dy = tf.randomNormal(y0.shape) as tf.Tensor4D;
+    y0.dispose();
+    const macs = cs.n * ho * wo * cs.o * (cs.depthwise ? 1 : cs.c) * cs.k * cs.k;
+    const grads = tf.grads((x: tf.Tensor, f: tf.Tensor) => conv(x as tf.Tensor4D, f as tf.Tensor4D));
+    const fwd = timeIt(() => tf.tidy(() => syncAll(conv(xp, w))), budget);
+    // tf.grads runs the forward pass itself (wasm kernels are synchronous), then both gradients.
+    const fb = timeIt(() => tf.tidy(() => syncAll(grads([xp, w], dy))), budget);
+    rows.push({ section: 'conv', item: `${convName(cs)} fwd`, seconds: fwd.s, unit: 'call', macs, reps: fwd.reps, cores: fwd.cores });
+    rows.push({ section: 'conv', item: `${convName(cs)} fwd+bwd`, seconds: fb.s, unit: 'call', macs: 3 * macs, reps: fb.reps, cores: fb.cores });
+    tf.dispose([xp, w, dy]);
+  }
+  return rows;
+}
+
+const convName = (cs: ConvCase): string => `b${cs.n} ${cs.name}`;
+
+function wrn50Section(quick: boolean): Row[] {
+  setInitSeed(0);
+  const net = new ResNet('wide_resnet50_2', { upTo: 'layer3', featureLayers: ['layer2', 'layer3'] });
+  net.eval();
+  const size = 256;
+  const rows: Row[] = [];
+  // Counting MACs runs one forward pass: it doubles as the batch-1 warm-up.
+  const macs = tf.tidy(() => totalMacs(countMacs(() => net.extract(tf.zeros([1, size, size, 3]) as tf.Tensor4D))));
+  for (const b of quick ? [1] : [1, 8]) {
+    const x = tf.randomUniform([b, size, size, 3]) as tf.Tensor4D;
+    const run = (): void => tf.tidy(() => syncAll(net.extract(x)));
+    const t = timeIt(run, b === 1 ? (quick ? 2 : 8) : 1, b === 1 ? 10 : 2, b !== 1);
+    rows.push({ section: 'wrn50', item: `WRN50 stem..layer3 256² batch ${b}`, seconds: t.s / b, unit: 'image', macs, reps: t.reps, cores: t.cores });
+    x.dispose();
+  }
+  net.dispose();
+  return rows;
+}
+
+/** DRAEM's two networks (VitjanZ/DRAEM model_unet.py) from the shared U-Net blocks. */
+class DraemShaped extends Layer<tf.Tensor4D, tf.Tensor4D> {
+  private readonly recEnc: Sequential<tf.Tensor4D>[];
+  private readonly recUp: Sequential<tf.Tensor4D>[];
+  private readonly recDb: Sequential<tf.Tensor4D>[];
+  private readonly recFin: Conv2d;
+  private readonly discEnc: Sequential<tf.Tensor4D>[];
+  private readonly discUp: Sequential<tf.Tensor4D>[];
+  private readonly discDb: Sequential<tf.Tensor4D>[];
+  private readonly discFin: Conv2d;
+  private readonly pool = downPool(2);
+
+  constructor(rw: number, dw: number) {
+    super();
+    const add = <M extends Sequential<tf.Tensor4D> | Conv2d>(name: string, m: M): M => this.addModule(name, m) as M;
+    this.recEnc = [doubleConv(3, rw), doubleConv(rw, 2 * rw), doubleConv(2 * rw, 4 * rw), doubleConv(4 * rw, 8 * rw), doubleConv(8 * rw, 8 * rw)]
+      .map((m, i) => add(`rec_block${i + 1}`, m));
+    this.recUp = [upConvBnRelu(8 * rw, 8 * rw), upConvBnRelu(4 * rw, 4 * rw), upConvBnRelu(2 * rw, 2 * rw), upConvBnRelu(rw, rw)]
+      .map((m, i) => add(`rec_up${i + 1}`, m));
+    this.recDb = [doubleConv(8 * rw, 4 * rw, 8 * rw), doubleConv(4 * rw, 2 * rw, 4 * rw), doubleConv(2 * rw, rw, 2 * rw), doubleConv(rw, rw, rw)]
+      .map((m, i) => add(`rec_db${i + 1}`, m));
+    this.recFin = add('rec_fin', new Conv2d(rw, 3, 3, { padding: 1 }));
+    const ch = [dw, 2 * dw, 4 * dw, 8 * dw, 8 * dw, 8 * dw];
+    this.discEnc = ch.map((c, i) => add(`disc_block${i + 1}`, doubleConv(i === 0 ? 6 : ch[i - 1], c)));
+    this.discUp = [upConvBnRelu(8 * dw, 8 * dw), upConvBnRelu(8 * dw, 4 * dw), upConvBnRelu(4 * dw, 2 * dw), upConvBnRelu(2 * dw, dw), upConvBnRelu(dw, dw)]
+      .map((m, i) => add(`disc_up${i}`, m));
+    this.discDb = [doubleConv(16 * dw, 8 * dw, 8 * dw), doubleConv(12 * dw, 4 * dw, 4 * dw), doubleConv(6 * dw, 2 * dw, 2 * dw), doubleConv(3 * dw, dw, dw), doubleConv(2 * dw, dw, dw)]
+      .map((m, i) => add(`disc_db${i}`, m));
+    this.discFin = add('disc_fin', new Conv2d(dw, 2, 3, { padding: 1 }));
+  }
+
+  /** Reconstruction and 2-class softmax, concatenated: [N,H,W,5]. */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      let h = x;
+      this.recEnc.forEach((b, i) => { h = b.call(i > 0 ? this.pool.call(h) : h); });
+      this.recUp.forEach((u, i) => { h = this.recDb[i].call(u.call(h)); });
+      const rec = this.recFin.call(h);
+      const feats: tf.Tensor4D[] = [];
+      h = catChannels([rec, x]);
+      this.discEnc.forEach((b, i) => { h = b.call(i > 0 ? this.pool.call(h) : h); feats.push(h); });
+      this.discUp.forEach((u, i) => { h = this.discDb[i].call(catChannels([u.call(h), feats[4 - i]])); });
+      const probs = tf.softmax(this.discFin.call(h), 3) as tf.Tensor4D;
+      return catChannels([rec, probs]);
+    });
+  }
+}
+
+function draemStep(label: string, size: number, batch: number, rw: number, dw: number, reps: number): Row {
+  setInitSeed(0);
+  const net = new DraemShaped(rw, dw);
+  net.train();
+  const opt = new Adam(net.trainableVariables(), { lr: 1e-4 });
+  const aug = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
+  const clean = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
+  const mask = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([batch, size, size, 1]), 0.9), 'float32')) as tf.Tensor4D;
+  const loss = (): tf.Scalar => tf.tidy(() => {
+    const out = net.call(aug);
+    const rec = tf.slice(out, [0, 0, 0, 0], [-1, -1, -1, 3]) as tf.Tensor4D;
+    const probs = tf.slice(out, [0, 0, 0, 3], [-1, -1, -1, 2]) as tf.Tensor4D;
+    const l2 = tf.mean(tf.squaredDifference(rec, clean));
+    return tf.addN([l2, ssimLoss(rec, clean, DRAEM_SSIM), focalLoss(probs, mask, { gamma: 2, smooth: 1e-5 })]) as tf.Scalar;
+  });
+  // MACs of one forward pass (it also warms the kernels); a step counts 3x (forward + 2 gradients).
+  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => net.call(aug))));
+  const t = timeIt(() => { opt.minimize(loss); }, 0, reps, true);
+  const params = net.numParameters();
+  tf.dispose([aug, clean, mask]);
+  opt.dispose();
+  net.dispose();
+  return {
+    section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
+    note: `${(params / 1e6).toFixed(2)} M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(1)} GMAC`,
+  };
+}
+
+/** DRAEM-shaped steps: cpu profile, and the issue's 128², batch 4, full-width reference. */
+export const DRAEM_STEPS = [
+  { label: 'DRAEM step, cpu profile (64², batch 8, widths 16/8)', size: 64, batch: 8, rw: 16, dw: 8, full: false },
+  { label: 'DRAEM step 128², batch 4, widths 128/64', size: 128, batch: 4, rw: 128, dw: 64, full: true },
+];
+
+function trainSection(quick: boolean, backend: string): { rows: Row[]; notes: string[] } {
+  const rows: Row[] = [];
+  const notes = ['DRAEM-shaped step: model_unet.py topology from src/nn/layers/unetBlocks.ts (doubleConv/upConvBnRelu) with DRAEM\'s L2 + SSIM + focal loss and Adam; src/models/draem had not landed when this benchmark was written'];
+  for (const s of DRAEM_STEPS) {
+    if (s.full && (quick || backend === 'cpu')) {
+      notes.push(`skipped '${s.label}' (${quick ? '--quick' : 'cpu backend: conv backward unusable'})`);
+      continue;
+    }
+    rows.push(draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.full ? 1 : 3));
+  }
+  return { rows, notes };
+}
+
+/** 200 images at the PatchCore cpu profile (128² crop, layer2 stride 8 -> 16x16 patches). */
+export const CORESET_JOB = { images: 200, patches: 256, dim: 1024, projDim: 128, ratio: 0.01 };
+
+function coresetSection(quick: boolean): { rows: Row[]; notes: string[] } {
+  const images = quick ? 50 : CORESET_JOB.images;
+  const rowsN = images * CORESET_JOB.patches;
+  const count = Math.floor(rowsN * CORESET_JOB.ratio);
+  // Gaussian-ish random features (sum of uniforms), deterministic.
+  const data = new Float32Array(rowsN * CORESET_JOB.dim);
+  let s = 12345;
+  for (let i = 0; i < data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const a = s / 4294967296;
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = a + s / 4294967296 - 1;
+  }
+  const all: VectorSet = { data, rows: rowsN, dim: CORESET_JOB.dim };
+  const tag = `${images} images: ${rowsN} x ${CORESET_JOB.dim} -> ${CORESET_JOB.projDim}`;
+  let c0 = process.cpuUsage();
+  let t0 = performance.now();
+  const projected = randomProjection(all, CORESET_JOB.projDim, new Rng(0));
+  let wall = (performance.now() - t0) / 1000;
+  const rows: Row[] = [
+    { section: 'coreset', item: `random projection (${tag})`, seconds: wall, unit: 'call', macs: rowsN * CORESET_JOB.dim * CORESET_JOB.projDim, reps: 1, cores: cpuSeconds(c0) / wall },
+  ];
+  const notes: string[] = [];
+  let first: Int32Array | null = null;
+  for (const threads of [1, defaultCoresetThreads()].filter((t, i, a) => a.indexOf(t) === i)) {
+    c0 = process.cpuUsage();
+    t0 = performance.now();
+    const selected = approximateGreedyCoreset(projected, { count, threads }, new Rng(1));
+    wall = (performance.now() - t0) / 1000;
+    rows.push({
+      section: 'coreset', item: `greedy selection ${count} picks, ${threads} thread${threads > 1 ? 's' : ''} (${tag})`,
+      seconds: wall, unit: 'call', macs: null, reps: 1, cores: cpuSeconds(c0) / wall,
+      note: `${(wall / count * 1000).toFixed(1)} ms per pick`,
+    });
+    if (first && !first.every((v, i) => v === selected[i])) throw new Error(`coreset: ${threads} threads picked other indices than 1 thread`);
+    if (first) notes.push(`${threads}-thread selection picked the same ${count} indices as 1 thread`);
+    first = selected;
+  }
+  return { rows, notes };
+}
+
+// ------------------------------------------------------------------------------------- child
+
+async function runChild(args: Args, section: Section): Promise<void> {
+  const info = await setupRuntime(args.backend);
+  const notes: string[] = [];
+  let rows: Row[] = [];
+  if (section === 'conv') rows = convSection(args.quick);
+  if (section === 'wrn50') rows = wrn50Section(args.quick);
+  if (section === 'train' || section === 'coreset') {
+    const r = section === 'train' ? trainSection(args.quick, info.active) : coresetSection(args.quick);
+    rows = r.rows;
+    notes.push(...r.notes);
+  }
+  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
+  const flags: Record<string, boolean | number> = {};
+  if (info.active === 'wasm') {
+    flags.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+    flags.threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+  }
+  const out: ChildResult = {
+    section,
+    backend: info.active,
+    flags,
+    rows,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+    wasmHeapMb: wasm?.HEAPU8 ? wasm.HEAPU8.buffer.byteLength / 2 ** 20 : null,
+    notes: notes.filter(Boolean),
+  };
+  process.stdout.write(`\n@@BENCH@@${JSON.stringify(out)}\n`);
+}
+
+// ------------------------------------------------------------------------------------- parent
+
+function torchAvailable(): string | null {
+  if (!existsSync(PYTHON)) return null;
+  try {
+    return execFileSync(PYTHON, ['-c', 'import torch, torchvision; print(torch.__version__)'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function torchJob(section: Section, args: Args): Record<string, unknown>[] {
+  const base = { threads: args.torchThreads };
+  const budget = args.quick ? 0.3 : 1.5;
+  if (section === 'conv') {
+    return [{ ...base, section, budget, cases: (args.quick ? CONV_CASES.slice(0, 3) : CONV_CASES).map((c) => ({ ...c, name: convName(c) })) }];
+  }
+  if (section === 'wrn50') return [{ ...base, section, budget: args.quick ? 2 : 8, size: 256, batches: args.quick ? [1] : [1, 8] }];
+  if (section === 'train') {
+    return DRAEM_STEPS.filter((s) => !s.full || (!args.quick && args.backend !== 'cpu'))
+      .map((s) => ({ ...base, section: 'draem', label: s.label, budget: 0, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw }));
+  }
+  const images = args.quick ? 50 : CORESET_JOB.images;
+  const rows = images * CORESET_JOB.patches;
+  return [{ ...base, section, rows, dim: CORESET_JOB.dim, projDim: CORESET_JOB.projDim, count: Math.floor(rows * CORESET_JOB.ratio) }];
+}
+
+/** Runs the PyTorch counterpart and writes its seconds into the matching rows. */
+function runTorch(section: Section, args: Args, rows: Row[]): { peakRssMb: number; threads: number } {
+  let peak = 0;
+  let threads = 0;
+  for (const job of torchJob(section, args)) {
+    const r = spawnSync(PYTHON, [TORCH_SCRIPT], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 24 });
+    if (r.status !== 0) throw new Error(`torch_bench.py (${section}) failed: ${r.stderr.slice(-2000)}`);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+    peak = Math.max(peak, res.peak_rss_mb);
+    threads = res.threads;
+    if (section === 'conv') {
+      for (const c of res.cases) {
+        const f = rows.find((x) => x.item === `${c.name} fwd`);
+        const fb = rows.find((x) => x.item === `${c.name} fwd+bwd`);
+        if (f) [f.torchSeconds, f.torchCores] = [c.fwd_s, c.fwd_cores];
+        if (fb) [fb.torchSeconds, fb.torchCores] = [c.fwd_bwd_s, c.fwd_bwd_cores];
+      }
+    } else if (section === 'wrn50') {
+      for (const run of res.runs) {
+        const row = rows.find((x) => x.item.endsWith(`batch ${run.batch}`));
+        if (row) [row.torchSeconds, row.torchCores] = [run.s_per_image, run.cores];
+      }
+    } else if (section === 'train') {
+      const row = rows.find((x) => x.item === job.label);
+      if (row) [row.torchSeconds, row.torchCores] = [res.s_per_step, res.cores];
+    } else {
+      const proj = rows.find((x) => x.item.startsWith('random projection'));
+      if (proj) [proj.torchSeconds, proj.torchCores] = [res.projection_s, res.projection_cores];
+      for (const row of rows.filter((x) => x.item.startsWith('greedy selection'))) [row.torchSeconds, row.torchCores] = [res.selection_s, res.selection_cores];
+    }
+  }
+  return { peakRssMb: peak, threads };
+}
+
+function runSectionChild(section: Section, args: Args): ChildResult {
+  const passthrough = ['--backend', args.backend, ...(args.quick ? ['--quick'] : [])];
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', section, ...passthrough], {
+    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const marker = r.stdout?.lastIndexOf('@@BENCH@@') ?? -1;
+  if (r.status !== 0 || marker < 0) throw new Error(`bench section ${section} failed (exit ${r.status}): ${r.stdout?.slice(-2000)}`);
+  return JSON.parse(r.stdout.slice(marker + 9).split('\n')[0]) as ChildResult;
+}
+
+const fmtS = (s: number | undefined): string => (s === undefined ? '' : s >= 100 ? s.toFixed(0) : s >= 1 ? s.toFixed(2) : s >= 0.01 ? s.toFixed(3) : s.toFixed(4));
+const fmtG = (macs: number | null, s: number | undefined): string => (macs === null || s === undefined ? '' : (macs / s / 1e9).toFixed(2));
+
+const fmtC = (c: number | undefined): string => (c === undefined ? '' : c.toFixed(2));
+
+function table(rows: Row[], withTorch: boolean): string {
+  const head = withTorch
+    ? '| section | item | tfjs s/unit | tfjs GMAC/s | tfjs cores | PyTorch s/unit | PyTorch GMAC/s | PyTorch cores | tfjs/PyTorch | load1 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+    : '| section | item | tfjs s/unit | tfjs GMAC/s | tfjs cores | load1 |\n|---|---|---:|---:|---:|---:|';
+  const lines = rows.map((r) => {
+    const base = `| ${r.section} | ${r.item} (per ${r.unit}) | ${fmtS(r.seconds)} | ${fmtG(r.macs, r.seconds)} | ${fmtC(r.cores)} |`;
+    if (!withTorch) return `${base} ${r.load1?.toFixed(1)} |`;
+    const ratio = r.torchSeconds !== undefined ? (r.torchSeconds / r.seconds).toFixed(2) : '';
+    return `${base} ${fmtS(r.torchSeconds)} | ${fmtG(r.macs, r.torchSeconds)} | ${fmtC(r.torchCores)} | ${ratio} | ${r.load1?.toFixed(1)} |`;
+  });
+  return [head, ...lines].join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.child) {
+    await runChild(args, args.child);
+    return;
+  }
+  const torchVersion = args.torch ? torchAvailable() : null;
+  if (args.torch && !torchVersion) console.log(`[bench] --torch: ${PYTHON} has no torch/torchvision; tfjs side only`);
+  const machine = `${cpus()[0]?.model ?? 'cpu'} x ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, tfjs ${tf.version.tfjs}`;
+  console.log(`[bench] ${new Date().toISOString()} ${machine}; backend ${args.backend}${torchVersion ? `; PyTorch ${torchVersion} x ${args.torchThreads} threads` : ''}`);
+  const all: Row[] = [];
+  const sectionInfo: Record<string, unknown>[] = [];
+  for (const section of args.sections) {
+    const load1 = loadavg()[0];
+    console.log(`[bench] ${section} (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    const res = runSectionChild(section, args);
+    for (const r of res.rows) r.load1 = load1;
+    let torchInfo: { peakRssMb: number; threads: number } | null = null;
+    if (torchVersion) {
+      const tLoad = loadavg()[0];
+      torchInfo = runTorch(section, args, res.rows);
+      for (const r of res.rows) if (r.torchSeconds !== undefined) r.load1 = (load1 + tLoad) / 2;
+    }
+    for (const r of res.rows) {
+      const g = (s: number | undefined, c: number | undefined): string => `${r.macs !== null ? `${fmtG(r.macs, s)} GMAC/s, ` : ''}${fmtC(c)} cores`;
+      const ratio = r.torchSeconds !== undefined ? `  PyTorch ${fmtS(r.torchSeconds)} s (${g(r.torchSeconds, r.torchCores)}), ratio ${(r.torchSeconds / r.seconds).toFixed(2)}` : '';
+      console.log(`  ${r.item}: ${fmtS(r.seconds)} s/${r.unit} (${g(r.seconds, r.cores)})${ratio}${r.note ? `  [${r.note}]` : ''}`);
+    }
+    const mem = `peak RSS ${res.peakRssMb.toFixed(0)} MB${res.wasmHeapMb !== null ? `, wasm heap ${res.wasmHeapMb.toFixed(0)} MB` : ''}${torchInfo ? `; PyTorch peak RSS ${torchInfo.peakRssMb.toFixed(0)} MB` : ''}`;
+    console.log(`  memory: ${mem}; backend ${res.backend} ${JSON.stringify(res.flags)}`);
+    for (const n of res.notes) console.log(`  note: ${n}`);
+    all.push(...res.rows);
+    sectionInfo.push({ section, backend: res.backend, flags: res.flags, peakRssMb: res.peakRssMb, wasmHeapMb: res.wasmHeapMb, torchPeakRssMb: torchInfo?.peakRssMb, notes: res.notes });
+  }
+  console.log(`\n[bench] done, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+  console.log(table(all, torchVersion !== null));
+  if (args.json) {
+    writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), machine, backend: args.backend, torch: torchVersion, torchThreads: args.torchThreads, rows: all, sections: sectionInfo }, null, 1));
+    console.log(`[bench] wrote ${args.json}`);
+  }
+}
+
+await main();

@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""PyTorch side of `npm run bench -- --torch` (experiments/bench.ts). Never run by tests.
+
+Reads one JSON job from stdin, {"section": ..., "threads": N, "budget": seconds, ...}, runs the
+same work as the TypeScript side (shapes come from bench.ts, so both sides measure identical
+problems) and prints one JSON object on stdout. Only torch and torchvision are needed; weights are
+random (timing does not depend on them).
+
+Sections:
+  conv     forward / forward+backward of single conv layers (NCHW, PyTorch's native layout)
+  wrn50    torchvision wide_resnet50_2 stem..layer3, eval, no_grad
+  draem    one DRAEM training step (VitjanZ/DRAEM model_unet.py networks, L2 + SSIM + focal, Adam)
+  coreset  PatchCore's official ApproximateGreedyCoresetSampler (torch ops, as in sampler.py)
+"""
+import json
+import math
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def timed(fn, budget, max_reps=50, min_reps=1):
+    """(seconds per call, reps, cores used): one warm-up call, then repeat until `budget` seconds.
+    cores = process CPU seconds (all threads) per wall second while timing."""
+    fn()
+    reps = 0
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    while True:
+        fn()
+        reps += 1
+        el = time.perf_counter() - t0
+        if reps >= max_reps or (el >= budget and reps >= min_reps):
+            break
+    wall = time.perf_counter() - t0
+    return wall / reps, reps, (time.process_time() - c0) / wall
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ---------------------------------------------------------------- conv
+
+def bench_conv(job):
+    out = []
+    for cs in job["cases"]:
+        n, h, c, o, k, s = cs["n"], cs["h"], cs["c"], cs["o"], cs["k"], cs["s"]
+        groups = c if cs.get("depthwise") else 1
+        p = k // 2
+        x = torch.randn(n, c, h, h)
+        w = torch.randn(o, c // groups, k, k)
+        with torch.no_grad():
+            t_fwd, _, c_fwd = timed(lambda: F.conv2d(x, w, None, s, p, 1, groups), job["budget"])
+        xg = x.clone().requires_grad_(True)
+        wg = w.clone().requires_grad_(True)
+        y = F.conv2d(xg, wg, None, s, p, 1, groups)
+        dy = torch.randn_like(y)
+
+        def fwd_bwd():
+            xg.grad = None
+            wg.grad = None
+            F.conv2d(xg, wg, None, s, p, 1, groups).backward(dy)
+
+        t_fb, _, c_fb = timed(fwd_bwd, job["budget"])
+        out.append({"name": cs["name"], "fwd_s": t_fwd, "fwd_bwd_s": t_fb, "fwd_cores": c_fwd, "fwd_bwd_cores": c_fb})
+    return {"cases": out}
+
+
+# ---------------------------------------------------------------- wrn50
+
+def bench_wrn50(job):
+    import torchvision
+    m = torchvision.models.wide_resnet50_2(weights=None).eval()
+
+    def extract(x):
+        h = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        h = m.layer1(h)
+        l2 = m.layer2(h)
+        l3 = m.layer3(l2)
+        return l2, l3
+
+    out = []
+    size = job["size"]
+    for b in job["batches"]:
+        x = torch.rand(b, 3, size, size)
+        with torch.inference_mode():
+            t, reps, cores = timed(lambda: extract(x), job["budget"], max_reps=job.get("max_reps", 20))
+        out.append({"batch": b, "s_per_call": t, "s_per_image": t / b, "reps": reps, "cores": cores})
+    return {"runs": out}
+
+
+# ---------------------------------------------------------------- draem (model_unet.py)
+
+def cbr2(cin, cout, mid=None):
+    mid = mid or cout
+    return nn.Sequential(
+        nn.Conv2d(cin, mid, 3, padding=1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+        nn.Conv2d(mid, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def up(cin, cout):
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+        nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Reconstructive(nn.Module):
+    def __init__(self, w=128, cin=3, cout=3):
+        super().__init__()
+        self.enc = nn.ModuleList([cbr2(cin, w), cbr2(w, 2 * w), cbr2(2 * w, 4 * w), cbr2(4 * w, 8 * w), cbr2(8 * w, 8 * w)])
+        self.ups = nn.ModuleList([up(8 * w, 8 * w), up(4 * w, 4 * w), up(2 * w, 2 * w), up(w, w)])
+        self.dbs = nn.ModuleList([cbr2(8 * w, 4 * w, 8 * w), cbr2(4 * w, 2 * w, 4 * w), cbr2(2 * w, w, 2 * w), cbr2(w, w, w)])
+        self.fin = nn.Conv2d(w, cout, 3, padding=1)
+
+    def forward(self, x):
+        for i, b in enumerate(self.enc):
+            x = b(F.max_pool2d(x, 2) if i > 0 else x)
+        for u, d in zip(self.ups, self.dbs):
+            x = d(u(x))
+        return self.fin(x)
+
+
+class Discriminative(nn.Module):
+    def __init__(self, w=64, cin=6, cout=2):
+        super().__init__()
+        ch = [w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w]
+        self.enc = nn.ModuleList([cbr2(cin, w)] + [cbr2(ch[i - 1], ch[i]) for i in range(1, 6)])
+        self.up_b = up(8 * w, 8 * w)
+        self.db_b = cbr2(16 * w, 8 * w, 8 * w)
+        self.ups = nn.ModuleList([up(8 * w, 4 * w), up(4 * w, 2 * w), up(2 * w, w), up(w, w)])
+        self.dbs = nn.ModuleList([cbr2(4 * w + 8 * w, 4 * w, 4 * w), cbr2(2 * w + 4 * w, 2 * w, 2 * w), cbr2(w + 2 * w, w, w), cbr2(2 * w, w, w)])
+        self.fin = nn.Conv2d(w, cout, 3, padding=1)
+
+    def forward(self, x):
+        feats = []
+        for i, b in enumerate(self.enc):
+            x = b(F.max_pool2d(x, 2) if i > 0 else x)
+            feats.append(x)
+        x = self.db_b(torch.cat((self.up_b(feats[5]), feats[4]), 1))
+        for u, d, skip in zip(self.ups, self.dbs, [feats[3], feats[2], feats[1], feats[0]]):
+            x = d(torch.cat((u(x), skip), 1))
+        return self.fin(x)
+
+
+def gaussian_window(size, sigma, channels):
+    g = torch.tensor([math.exp(-((x - size // 2) ** 2) / (2 * sigma ** 2)) for x in range(size)])
+    g = (g / g.sum()).unsqueeze(1)
+    w2 = g.mm(g.t()).float().unsqueeze(0).unsqueeze(0)
+    return w2.expand(channels, 1, size, size).contiguous()
+
+
+def ssim_loss(img1, img2, window):
+    """DRAEM loss.py ssim (val_range from img1, zero padding 5), returns 1 - mean SSIM."""
+    max_val = 255 if torch.max(img1) > 128 else 1
+    min_val = -1 if torch.min(img1) < -0.5 else 0
+    l = max_val - min_val
+    ch = img1.shape[1]
+    mu1 = F.conv2d(img1, window, padding=5, groups=ch)
+    mu2 = F.conv2d(img2, window, padding=5, groups=ch)
+    mu1_sq, mu2_sq, mu1_mu2 = mu1.pow(2), mu2.pow(2), mu1 * mu2
+    s1 = F.conv2d(img1 * img1, window, padding=5, groups=ch) - mu1_sq
+    s2 = F.conv2d(img2 * img2, window, padding=5, groups=ch) - mu2_sq
+    s12 = F.conv2d(img1 * img2, window, padding=5, groups=ch) - mu1_mu2
+    c1, c2 = (0.01 * l) ** 2, (0.03 * l) ** 2
+    v1 = 2.0 * s12 + c2
+    v2 = s1 + s2 + c2
+    ssim_map = ((2 * mu1_mu2 + c1) * v1) / ((mu1_sq + mu2_sq + c1) * v2)
+    return 1.0 - ssim_map.mean()
+
+
+def focal_loss(probs, target, gamma=2.0, smooth=1e-5):
+    """DRAEM loss.py FocalLoss(apply_nonlin=None, alpha=None) on softmax probabilities."""
+    nc = probs.shape[1]
+    logit = probs.permute(0, 2, 3, 1).reshape(-1, nc)
+    t = target.reshape(-1).long()
+    oh = torch.zeros(t.shape[0], nc).scatter_(1, t.unsqueeze(1), 1)
+    oh = torch.clamp(oh, smooth / (nc - 1), 1.0 - smooth)
+    pt = (oh * logit).sum(1) + smooth
+    return (-1 * torch.pow(1 - pt, gamma) * pt.log()).mean()
+
+
+def bench_draem(job):
+    torch.manual_seed(0)
+    rec = Reconstructive(job["recWidth"]).train()
+    disc = Discriminative(job["discWidth"]).train()
+    opt = torch.optim.Adam(list(rec.parameters()) + list(disc.parameters()), lr=1e-4)
+    n, s = job["batch"], job["size"]
+    aug = torch.rand(n, 3, s, s)
+    clean = torch.rand(n, 3, s, s)
+    mask = (torch.rand(n, 1, s, s) > 0.9).float()
+    window = gaussian_window(11, 1.5, 3)
+
+    def step():
+        gray_rec = rec(aug)
+        out_mask = disc(torch.cat((gray_rec, aug), 1))
+        sm = torch.softmax(out_mask, 1)
+        loss = F.mse_loss(gray_rec, clean) + ssim_loss(gray_rec, clean, window) + focal_loss(sm, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    t, reps, cores = timed(step, job["budget"], max_reps=job.get("max_reps", 10))
+    nparams = sum(p.numel() for p in rec.parameters()) + sum(p.numel() for p in disc.parameters())
+    return {"s_per_step": t, "reps": reps, "params": nparams, "cores": cores}
+
+
+# ---------------------------------------------------------------- coreset (PatchCore sampler.py)
+
+def batchwise_differences(a, b):
+    a_times_a = a.unsqueeze(1).bmm(a.unsqueeze(2)).reshape(-1, 1)
+    b_times_b = b.unsqueeze(1).bmm(b.unsqueeze(2)).reshape(1, -1)
+    a_times_b = a.mm(b.T)
+    return (-2 * a_times_b + a_times_a + b_times_b).clamp(0, None).sqrt()
+
+
+def greedy_coreset(features, count, starts):
+    dist = torch.mean(batchwise_differences(features, features[starts]), axis=-1).reshape(-1, 1)
+    idx = []
+    with torch.no_grad():
+        for _ in range(count):
+            sel = torch.argmax(dist).item()
+            idx.append(sel)
+            d = batchwise_differences(features, features[sel:sel + 1])
+            dist = torch.cat([dist, d], dim=-1)
+            dist = torch.min(dist, dim=1).values.reshape(-1, 1)
+    return idx
+
+
+def bench_coreset(job):
+    g = torch.Generator().manual_seed(0)
+    rows, dim, pdim, count = job["rows"], job["dim"], job["projDim"], job["count"]
+    feats = torch.randn(rows, dim, generator=g)
+    c0, t0 = time.process_time(), time.perf_counter()
+    with torch.no_grad():
+        mapper = torch.nn.Linear(dim, pdim, bias=False)
+        projected = mapper(feats)
+    t_proj = time.perf_counter() - t0
+    c_proj = (time.process_time() - c0) / t_proj
+    starts = torch.randperm(rows, generator=g)[:10].tolist()
+    c0, t0 = time.process_time(), time.perf_counter()
+    greedy_coreset(projected, count, starts)
+    t_sel = time.perf_counter() - t0
+    c_sel = (time.process_time() - c0) / t_sel
+    return {"projection_s": t_proj, "selection_s": t_sel, "s_per_iteration": t_sel / count,
+            "projection_cores": c_proj, "selection_cores": c_sel}
+
+
+def main():
+    job = json.loads(sys.stdin.read())
+    torch.set_num_threads(int(job.get("threads", 2)))
+    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "coreset": bench_coreset}[job["section"]]
+    t0 = time.perf_counter()
+    res = fn(job)
+    res.update({
+        "section": job["section"],
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": peak_rss_mb(),
+        "wall_s": time.perf_counter() - t0,
+    })
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
