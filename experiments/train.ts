@@ -42,6 +42,7 @@ runCli(async () => {
     .option('co2-factor', { type: 'number', default: 0.475, describe: 'kg CO2 per kWh (paper: 0.475)' })
     .option('pue', { type: 'number', default: 1.0, describe: 'power usage effectiveness applied to energy before CO2' })
     .option('idle-baseline', { type: 'number', default: 0, describe: 'seconds of idle power to sample before training (net-of-idle energy)' })
+    .option('cache', { type: 'boolean', default: true, describe: 'cache decoded+resized images in $ADBENCH_CACHE or data/.cache/preprocessed (--no-cache to disable)' })
     .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted training in --out' })
     .strict()
     .help()
@@ -94,6 +95,7 @@ runCli(async () => {
     co2Factor: argv['co2-factor'],
     pue: argv.pue,
     idleBaselineS: argv['idle-baseline'],
+    cacheDir: argv.cache ? undefined : null,
     argv: process.argv.slice(2),
     log,
     warn,

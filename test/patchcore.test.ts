@@ -33,7 +33,7 @@ async function run(backbone: string, init: 'pretrained' | 'random', out: string)
   const dataset = await prepareDataset({ category: 'synthetic_object', data: dir, seed: 0 });
   return trainAndEvaluate({
     method, config, profile: 'cpu', dataset, backend, seed: 0, runDir: join(dir, out), backboneInit: init,
-    heatmaps: 1, inferenceRepeats: 1, log: () => {}, warn: () => {},
+    heatmaps: 1, inferenceRepeats: 1, cacheDir: null, log: () => {}, warn: () => {},
   });
 }
 

@@ -1,3 +1,4 @@
+import { readCached, writeCached } from './preprocessCache.js';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { DatasetError } from '../errors.js';
@@ -227,13 +228,21 @@ export async function loadSample(sample: Sample, t: ImageTransform = {}): Promis
  */
 export async function loadSamples(
   samples: readonly Sample[], t: ImageTransform = {}, concurrency = 4,
+  /** Folder of the preprocessing cache (preprocessCache.ts); null/undefined = no cache. */
+  cacheDir?: string | null,
 ): Promise<LoadedSample[]> {
   const out: LoadedSample[] = new Array(samples.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < samples.length) {
       const i = next++;
+      const hit = cacheDir ? readCached(cacheDir, samples[i], t) : null;
+      if (hit) {
+        out[i] = hit;
+        continue;
+      }
       out[i] = await loadSample(samples[i], t);
+      if (cacheDir) writeCached(cacheDir, out[i], t);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, samples.length)) }, worker));

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { BackendInfo } from '../backend.js';
-import { loadSamples, type ImageTransform, type LoadedSample } from '../data/index.js';
+import { defaultCacheDir, loadSamples, type ImageTransform, type LoadedSample } from '../data/index.js';
 import { computeMetrics, type CalibrationRule, type MetricsReport } from '../eval/metrics/index.js';
 import { renderReport, type ReportMetrics } from '../eval/report.js';
 import { writeHeatmapPanel } from '../eval/heatmap.js';
@@ -38,6 +38,8 @@ export interface RunOptions {
   idleBaselineS?: number;
   /** Timed inference repeats (after warm-up) for the per-image time. */
   inferenceRepeats?: number;
+  /** Preprocessed-image cache folder; default data/.cache/preprocessed ($ADBENCH_CACHE); null disables it. */
+  cacheDir?: string | null;
   /** Number of normal and of anomalous test images drawn as heatmap panels. */
   heatmaps?: number;
   /** Full argv, recorded in config.json. */
@@ -111,10 +113,11 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
 
   log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
   const tl = performance.now();
+  const cache = o.cacheDir === null ? null : (o.cacheDir ?? defaultCacheDir());
   const [trainS, valS, testS] = await Promise.all([
-    loadSamples(split.train, transform),
-    loadSamples(split.validation, transform),
-    loadSamples(split.test, transform),
+    loadSamples(split.train, transform, 4, cache),
+    loadSamples(split.validation, transform, 4, cache),
+    loadSamples(split.test, transform, 4, cache),
   ]);
   log(`[data] decoded and resized ${trainS.length + valS.length + testS.length} images in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
   const train = await loadSource(trainS);
