@@ -9,6 +9,8 @@ export interface MethodEnv {
   weightsPath?: string;
   weightsDir?: string;
   log: LogFn;
+  /** The run's --seed (initialisation is derived from it). */
+  seed?: number;
   /** Called with a loud warning when pretrained weights could not be had. */
   warn: (message: string) => void;
 }

@@ -108,6 +108,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     weightsPath: o.weightsPath,
     weightsDir: o.weightsDir,
     log,
+    seed: o.seed,
     warn: o.warn,
   });
 

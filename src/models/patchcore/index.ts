@@ -49,6 +49,7 @@ export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
       init: env.backboneInit,
       weights: env.weightsPath,
       weightsDir: env.weightsDir,
+      seed: env.seed,
       featureLayers: config.layers,
     });
     if (bb.warning) env.warn(bb.warning);
