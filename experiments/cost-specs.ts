@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerCostSpec, type MethodCostSpec } from '../src/energy/costsTable.js';
 import { RESNET_CONFIGS, RESNET_STAGES, wideResnet50_2, type ResNetArch, type ResNetStage } from '../src/models/backbones/index.js';
+import { riadCostSpec } from '../src/models/riad/costs.js';
 
 /**
  * Cost specs (networks + the paper's Table 6 counting rule) of the methods that exist so far, for
@@ -58,7 +59,7 @@ export const patchcoreCostSpec: MethodCostSpec = {
   },
 };
 
-const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec];
+const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec, riadCostSpec];
 
 export function registerBuiltinCostSpecs(): void {
   for (const s of BUILTIN) registerCostSpec(s);
