@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerCostSpec, type MethodCostSpec } from '../src/energy/costsTable.js';
 import { RESNET_CONFIGS, RESNET_STAGES, wideResnet50_2, type ResNetArch, type ResNetStage } from '../src/models/backbones/index.js';
+import { draemCostSpec } from '../src/models/draem/costSpec.js';
 import { riadCostSpec } from '../src/models/riad/costs.js';
 
 /**
@@ -59,7 +60,7 @@ export const patchcoreCostSpec: MethodCostSpec = {
   },
 };
 
-const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec, riadCostSpec];
+const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec, draemCostSpec, riadCostSpec];
 
 export function registerBuiltinCostSpecs(): void {
   for (const s of BUILTIN) registerCostSpec(s);

@@ -1,0 +1,56 @@
+import { ConfigError } from '../../errors.js';
+import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { DRAEM_PROFILES, scaledScoreFilter, type DraemConfig } from './config.js';
+import { Draem, validateConfig } from './model.js';
+
+export { Draem, type DraemFitSummary, type DraemHooks } from './model.js';
+export { DRAEM_PROFILES, scaledScoreFilter, type DraemConfig, type DraemProfile } from './config.js';
+export { draemCostSpec } from './costSpec.js';
+export { draemLoss, type DraemLossTerms } from './loss.js';
+export { anomalyMap, imageScores } from './scoring.js';
+export * from './network.js';
+
+function resolveConfig(profile: string, o: ConfigOverrides): DraemConfig {
+  const base = (DRAEM_PROFILES as Record<string, DraemConfig | undefined>)[profile];
+  if (!base) throw new ConfigError(`--profile ${profile}: DRAEM has profiles ${Object.keys(DRAEM_PROFILES).join(', ')}`);
+  const c: DraemConfig = { ...base, anomalyParams: { ...base.anomalyParams } };
+  if (o.backbone !== undefined) {
+    throw new ConfigError('--backbone: DRAEM has no pretrained backbone (both networks train from scratch); drop the option');
+  }
+  if (o.imageSize !== undefined) {
+    if (!Number.isInteger(o.imageSize) || o.imageSize < 32 || o.imageSize % 32 !== 0) {
+      throw new ConfigError(`--image-size ${o.imageSize}: DRAEM needs a multiple of 32 (its segmenter pools 5 times), e.g. 64, 96, 128, 256`);
+    }
+    // DRAEM squashes the image to the network size (no crop, draem.md §2); the score filter keeps
+    // its share of the image (21 px at 256).
+    c.resize = o.imageSize;
+    c.crop = o.imageSize;
+    c.scoreFilterSize = scaledScoreFilter(o.imageSize);
+  }
+  if (o.epochs !== undefined) {
+    if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new ConfigError(`--epochs ${o.epochs}: must be a positive integer`);
+    c.epochs = o.epochs;
+  }
+  validateConfig(c);
+  return c;
+}
+
+export const draemMethod: MethodDefinition<DraemConfig> = {
+  name: 'draem',
+  paperId: 'draem',
+  displayName: 'DRAEM',
+  summary: 'reconstructive autoencoder + discriminative U-Net trained on Perlin × texture synthetic anomalies; max of the mean-filtered segmentation map (Zavrtanik et al. 2021)',
+  usesSyntheticAnomalies: true,
+  profiles: DRAEM_PROFILES,
+  defaultProfile: 'cpu',
+  resolveConfig,
+  async create(config, env) {
+    validateConfig(config);
+    const d = new Draem(config);
+    env.log(
+      `[draem] networks built: reconstructive width ${config.reconstructiveWidth}, discriminative width ${config.discriminativeWidth}, ` +
+        `${(d.numParameters() / 1e6).toFixed(2)} M parameters, random init (DRAEM trains from scratch)`,
+    );
+    return d;
+  },
+};
