@@ -34,6 +34,7 @@ runCli(async () => {
     .option('backbone', { type: 'string', describe: 'backbone name (wide_resnet50_2, resnet18, resnet50, mobilenet_v1, tiny_darknet)' })
     .option('image-size', { type: 'number', describe: 'network input size (crop); resize keeps the profile ratio' })
     .option('epochs', { type: 'number', describe: 'training epochs (trained methods)' })
+    .option('textures', { type: 'string', describe: "texture images for DRAEM-style anomalies (e.g. DTD's dtd/images); default procedural textures" })
     .option('set', { type: 'string', array: true, describe: 'override a config field, e.g. --set coresetRatio=0.1 (repeatable)' })
     .option('val-fraction', { type: 'number', default: 0.1, describe: 'share of normal train images held out for calibration' })
     .option('rebalance', { type: 'number', describe: 'move normal train images to test until normals are this share of test (paper sec. 3.2; default 0.5 when given without value)' })
@@ -61,6 +62,7 @@ runCli(async () => {
     imageSize: argv['image-size'],
     epochs: argv.epochs,
     backbone: argv.backbone,
+    textures: argv.textures,
     set: parseSetOptions(argv.set),
   });
   if (argv.resume && !argv.out) throw new ConfigError('--resume needs --out naming the run folder to continue');

@@ -30,6 +30,8 @@ export interface ConfigOverrides {
   imageSize?: number;
   epochs?: number;
   backbone?: string;
+  /** `--textures DIR`: texture images for methods that paste textures (DRAEM); default procedural. */
+  textures?: string;
   /** `--set key=value` pairs applied last (see configOverrides.ts). */
   set?: Readonly<Record<string, string>>;
 }

@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { applySetOverrides } from '../configOverrides.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
 import { DRAEM_PROFILES, scaledScoreFilter, type DraemConfig } from './config.js';
 import { Draem, validateConfig } from './model.js';
@@ -31,8 +32,10 @@ function resolveConfig(profile: string, o: ConfigOverrides): DraemConfig {
     if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new ConfigError(`--epochs ${o.epochs}: must be a positive integer`);
     c.epochs = o.epochs;
   }
-  validateConfig(c);
-  return c;
+  if (o.textures !== undefined) c.texturesDir = o.textures;
+  const out = applySetOverrides(c, o.set, 'draem');
+  validateConfig(out);
+  return out;
 }
 
 export const draemMethod: MethodDefinition<DraemConfig> = {

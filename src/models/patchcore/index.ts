@@ -24,6 +24,7 @@ function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
     c.crop = o.imageSize;
     c.blurSigma = (base.blurSigma * o.imageSize) / base.crop;
   }
+  if (o.textures !== undefined) throw new ConfigError('--textures: PatchCore uses no synthetic anomalies; drop the option');
   if (o.epochs !== undefined && o.epochs !== 1) {
     throw new ConfigError('--epochs: PatchCore does not train (it fits a memory bank in one pass); drop the option');
   }

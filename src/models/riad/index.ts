@@ -1,4 +1,5 @@
 import { ConfigError } from '../../errors.js';
+import { applySetOverrides } from '../configOverrides.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
 import { RIAD_PROFILES, type RiadConfig } from './config.js';
 import { TrainMaskSampler } from './masks.js';
@@ -41,8 +42,10 @@ function resolveConfig(profile: string, o: ConfigOverrides): RiadConfig {
     if (!Number.isInteger(o.epochs) || o.epochs < 1) throw new ConfigError(`--epochs ${o.epochs}: must be a positive integer`);
     c.epochs = o.epochs;
   }
-  validate(c);
-  return c;
+  if (o.textures !== undefined) throw new ConfigError('--textures: RIAD inpaints masked regions and pastes no textures; drop the option');
+  const out = applySetOverrides(c, o.set, 'riad');
+  validate(out);
+  return out;
 }
 
 function validate(c: RiadConfig): void {
