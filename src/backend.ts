@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { BackendError, ConfigError } from './errors.js';
+import { activeWasmThreads, prepareWasmThreads, requestedWasmThreads } from './backendThreads.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
@@ -81,6 +82,23 @@ async function tryTfjsNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-
 
 async function tryWasm(): Promise<void> {
   await import('@tensorflow/tfjs-backend-wasm');
+  // Opt-in multi-threading (src/backendThreads.ts): ADBENCH_WASM_THREADS=N >= 2 initialises the
+  // threaded SIMD binary; if that fails we say so and take the default single-threaded path.
+  const threads = requestedWasmThreads();
+  if (threads > 1) {
+    const restore = await prepareWasmThreads(threads);
+    let ok = false;
+    try {
+      ok = await tf.setBackend('wasm');
+      if (ok) await tf.ready();
+    } catch {
+      ok = false;
+    } finally {
+      restore();
+    }
+    if (ok) return;
+    console.warn(`[backend] ADBENCH_WASM_THREADS=${threads}: the threaded wasm binary did not initialise; using the single-threaded one`);
+  }
   if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to initialise');
   await tf.ready();
 }
@@ -140,7 +158,8 @@ export async function initBackend(requested: BackendChoice = 'auto'): Promise<Ba
   if (requested === 'wasm' || requested === 'auto') {
     if (await attempt('wasm', tryWasm)) {
       const why = requested === 'wasm' ? 'requested' : `fallback: ${rejected.map((r) => `${r.backend}: ${r.why}`).join('; ')}`;
-      return info('wasm', '@tensorflow/tfjs-backend-wasm', false, `wasm (${why})`);
+      const threads = await activeWasmThreads();
+      return info('wasm', '@tensorflow/tfjs-backend-wasm', false, `wasm (${why})${threads > 1 ? `, ${threads} threads` : ''}`);
     }
     if (requested === 'wasm') throw new BackendError(`--backend wasm: ${rejected.at(-1)?.why}`);
   }
