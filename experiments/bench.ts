@@ -3,7 +3,8 @@
  * for one tfjs backend, optionally side by side with PyTorch doing the same work.
  *
  *   npm run bench -- [--backend wasm|cpu|tensorflow] [--torch] [--torch-threads 2]
- *                    [--sections conv,wrn50,train,coreset] [--quick] [--json out.json]
+ *                    [--sections conv,wrn50,train,coreset] [--train-parts 0,1] [--repeat N]
+ *                    [--quick] [--json out.json]
  *
  * Sections (each runs in its own child process, so "peak memory" is that section's own peak):
  *   conv     forward and forward+backward GMAC/s of single convolutions at typical shapes
@@ -16,6 +17,8 @@
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
+ * The wasm backend is single-threaded unless ADBENCH_WASM_THREADS=N is set (src/backendThreads.ts);
+ * the coreset's own worker threads follow ADBENCH_CORESET_THREADS (default 2).
  * With --torch, experiments/bench/torch_bench.py runs the same shapes in PyTorch (/usr/bin/python3,
  * `--torch-threads` threads) right after each section, and the table shows the throughput ratio
  * tfjs/PyTorch (1.0 = parity; > 1 = tfjs faster). Weights and data are random: timing does not
@@ -27,9 +30,13 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseBackendChoice, type BackendChoice } from '../src/backend.js';
 import { setupRuntime } from '../src/runtime.js';
+import { activeWasmThreads } from '../src/backendThreads.js';
+import { installFusedLayers } from './bench/fused.js';
+import { Riad } from '../src/models/riad/model.js';
+import { RIAD_PROFILES } from '../src/models/riad/config.js';
 import { countMacs, totalMacs } from '../src/energy/macs.js';
 import { ResNet } from '../src/models/backbones/resnet.js';
 import { Conv2d } from '../src/nn/layers/conv.js';
@@ -58,6 +65,14 @@ interface Args {
   quick: boolean;
   json: string | null;
   child: Section | null;
+  /** Sub-job of a section (train: index into DRAEM_STEPS), each in its own child process. */
+  part: number;
+  /** --fused: prototype fused BatchNorm / 'same'-padded convs (experiments/bench/fused.ts). */
+  fused: boolean;
+  /** --repeat N: alternate tfjs/PyTorch N times and keep each side's fastest run. */
+  repeat: number;
+  /** --train-parts 0,1: only these DRAEM_STEPS. */
+  trainParts: number[] | null;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -78,6 +93,10 @@ function parseArgs(argv: string[]): Args {
     quick: argv.includes('--quick'),
     json: get('--json') ?? null,
     child: (child as Section | undefined) ?? null,
+    part: Number(get('--part') ?? 0),
+    repeat: Math.max(1, Number(get('--repeat') ?? 1)),
+    fused: argv.includes('--fused'),
+    trainParts: get('--train-parts')?.split(',').map(Number) ?? null,
   };
 }
 
@@ -97,6 +116,8 @@ interface Row {
   torchSeconds?: number;
   torchCores?: number;
   load1?: number;
+  /** Peak memory line of the child (and PyTorch) process that measured this row. */
+  memory?: string;
 }
 
 interface ChildResult {
@@ -187,7 +208,7 @@ function wrn50Section(quick: boolean): Row[] {
 }
 
 /** DRAEM's two networks (VitjanZ/DRAEM model_unet.py) from the shared U-Net blocks. */
-class DraemShaped extends Layer<tf.Tensor4D, tf.Tensor4D> {
+export class DraemShaped extends Layer<tf.Tensor4D, tf.Tensor4D> {
   private readonly recEnc: Sequential<tf.Tensor4D>[];
   private readonly recUp: Sequential<tf.Tensor4D>[];
   private readonly recDb: Sequential<tf.Tensor4D>[];
@@ -234,6 +255,17 @@ class DraemShaped extends Layer<tf.Tensor4D, tf.Tensor4D> {
   }
 }
 
+/** DRAEM's loss on the shaped network: MSE + (1 - SSIM) on the reconstruction, focal on the mask. */
+export function draemShapedLoss(net: DraemShaped, aug: tf.Tensor4D, clean: tf.Tensor4D, mask: tf.Tensor4D): tf.Scalar {
+  return tf.tidy(() => {
+    const out = net.call(aug);
+    const rec = tf.slice(out, [0, 0, 0, 0], [-1, -1, -1, 3]) as tf.Tensor4D;
+    const probs = tf.slice(out, [0, 0, 0, 3], [-1, -1, -1, 2]) as tf.Tensor4D;
+    const l2 = tf.mean(tf.squaredDifference(rec, clean));
+    return tf.addN([l2, ssimLoss(rec, clean, DRAEM_SSIM), focalLoss(probs, mask, { gamma: 2, smooth: 1e-5 })]) as tf.Scalar;
+  });
+}
+
 function draemStep(label: string, size: number, batch: number, rw: number, dw: number, reps: number): Row {
   setInitSeed(0);
   const net = new DraemShaped(rw, dw);
@@ -242,13 +274,7 @@ function draemStep(label: string, size: number, batch: number, rw: number, dw: n
   const aug = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const clean = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const mask = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([batch, size, size, 1]), 0.9), 'float32')) as tf.Tensor4D;
-  const loss = (): tf.Scalar => tf.tidy(() => {
-    const out = net.call(aug);
-    const rec = tf.slice(out, [0, 0, 0, 0], [-1, -1, -1, 3]) as tf.Tensor4D;
-    const probs = tf.slice(out, [0, 0, 0, 3], [-1, -1, -1, 2]) as tf.Tensor4D;
-    const l2 = tf.mean(tf.squaredDifference(rec, clean));
-    return tf.addN([l2, ssimLoss(rec, clean, DRAEM_SSIM), focalLoss(probs, mask, { gamma: 2, smooth: 1e-5 })]) as tf.Scalar;
-  });
+  const loss = (): tf.Scalar => draemShapedLoss(net, aug, clean, mask);
   // MACs of one forward pass (it also warms the kernels); a step counts 3x (forward + 2 gradients).
   const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => net.call(aug))));
   const t = timeIt(() => { opt.minimize(loss); }, 0, reps, true);
@@ -262,23 +288,53 @@ function draemStep(label: string, size: number, batch: number, rw: number, dw: n
   };
 }
 
-/** DRAEM-shaped steps: cpu profile, and the issue's 128², batch 4, full-width reference. */
+/**
+ * DRAEM-shaped steps: the cpu profile; 128², batch 4 at 1/4 of the official widths (what fits the
+ * wasm heap); and the issue's reference, 128², batch 4, official widths (97.4 M parameters),
+ * which does not fit wasm32's 4 GB heap (the tape holds ~3.3 GB of tensors already at batch 1).
+ */
 export const DRAEM_STEPS = [
-  { label: 'DRAEM step, cpu profile (64², batch 8, widths 16/8)', size: 64, batch: 8, rw: 16, dw: 8, full: false },
-  { label: 'DRAEM step 128², batch 4, widths 128/64', size: 128, batch: 4, rw: 128, dw: 64, full: true },
+  { label: 'DRAEM step, cpu profile (64², batch 8, widths 16/8)', size: 64, batch: 8, rw: 16, dw: 8, heavy: false, reps: 3 },
+  { label: 'DRAEM step 128², batch 4, widths 32/16', size: 128, batch: 4, rw: 32, dw: 16, heavy: false, reps: 2 },
+  { label: 'DRAEM step 128², batch 4, widths 128/64 (official)', size: 128, batch: 4, rw: 128, dw: 64, heavy: true, reps: 1 },
+  // Landed methods at their cpu profile, through their own loss code (no PyTorch counterpart yet).
+  { label: 'RIAD step, cpu profile (64², batch 4, width 8, 3 masked passes)', size: 64, batch: 4, rw: 8, dw: 0, heavy: false, reps: 3, method: 'riad' as const },
 ];
 
-function trainSection(quick: boolean, backend: string): { rows: Row[]; notes: string[] } {
-  const rows: Row[] = [];
-  const notes = ['DRAEM-shaped step: model_unet.py topology from src/nn/layers/unetBlocks.ts (doubleConv/upConvBnRelu) with DRAEM\'s L2 + SSIM + focal loss and Adam; src/models/draem had not landed when this benchmark was written'];
-  for (const s of DRAEM_STEPS) {
-    if (s.full && (quick || backend === 'cpu')) {
-      notes.push(`skipped '${s.label}' (${quick ? '--quick' : 'cpu backend: conv backward unusable'})`);
-      continue;
-    }
-    rows.push(draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.full ? 1 : 3));
-  }
-  return { rows, notes };
+/** DRAEM_STEPS indices this run measures (--quick and the cpu backend skip the heavy ones). */
+function draemParts(args: Args): number[] {
+  if (args.trainParts) return args.trainParts;
+  return DRAEM_STEPS.map((s, i) => ({ s, i }))
+    .filter(({ s, i }) => (args.quick ? i === 0 || 'method' in s : !s.heavy || args.backend !== 'cpu'))
+    .map(({ i }) => i);
+}
+
+/** One RIAD training step at its cpu profile: Riad.trainingLoss (3 masked U-Net passes, MSE + MSGMS + SSIM), Adam. */
+function riadStep(label: string, reps: number): Row {
+  setInitSeed(0);
+  const c = RIAD_PROFILES.cpu;
+  const riad = new Riad(c);
+  riad.net.train();
+  const opt = new Adam(riad.net.trainableVariables(), { lr: c.lr, weightDecay: c.weightDecay });
+  const x = tf.randomUniform([c.batchSize, c.crop, c.crop, 3]) as tf.Tensor4D;
+  const rng = new Rng(0);
+  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => riad.trainingLoss(x, new Rng(0)))));
+  const t = timeIt(() => { opt.minimize(() => riad.trainingLoss(x, rng)); }, 0, reps, true);
+  const params = riad.net.numParameters();
+  x.dispose();
+  opt.dispose();
+  riad.dispose();
+  return {
+    section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
+    note: `${(params / 1e6).toFixed(2)} M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(2)} GMAC; no PyTorch counterpart`,
+  };
+}
+
+function trainSection(part: number): { rows: Row[]; notes: string[] } {
+  const s = DRAEM_STEPS[part];
+  if ('method' in s && s.method === 'riad') return { rows: [riadStep(s.label, s.reps)], notes: [] };
+  const notes = ['DRAEM-shaped step: model_unet.py topology from src/nn/layers/unetBlocks.ts (doubleConv/upConvBnRelu) with DRAEM\'s L2 + SSIM + focal loss and Adam'];
+  return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps)], notes };
 }
 
 /** 200 images at the PatchCore cpu profile (128² crop, layer2 stride 8 -> 16x16 patches). */
@@ -330,11 +386,12 @@ function coresetSection(quick: boolean): { rows: Row[]; notes: string[] } {
 async function runChild(args: Args, section: Section): Promise<void> {
   const info = await setupRuntime(args.backend);
   const notes: string[] = [];
+  if (args.fused) notes.push(`--fused: ${installFusedLayers()}`);
   let rows: Row[] = [];
   if (section === 'conv') rows = convSection(args.quick);
   if (section === 'wrn50') rows = wrn50Section(args.quick);
   if (section === 'train' || section === 'coreset') {
-    const r = section === 'train' ? trainSection(args.quick, info.active) : coresetSection(args.quick);
+    const r = section === 'train' ? trainSection(args.part) : coresetSection(args.quick);
     rows = r.rows;
     notes.push(...r.notes);
   }
@@ -342,7 +399,7 @@ async function runChild(args: Args, section: Section): Promise<void> {
   const flags: Record<string, boolean | number> = {};
   if (info.active === 'wasm') {
     flags.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-    flags.threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+    flags.threads = await activeWasmThreads();
   }
   const out: ChildResult = {
     section,
@@ -367,27 +424,29 @@ function torchAvailable(): string | null {
   }
 }
 
-function torchJob(section: Section, args: Args): Record<string, unknown>[] {
+function torchJob(section: Section, part: number, args: Args): Record<string, unknown> | null {
   const base = { threads: args.torchThreads };
   const budget = args.quick ? 0.3 : 1.5;
   if (section === 'conv') {
-    return [{ ...base, section, budget, cases: (args.quick ? CONV_CASES.slice(0, 3) : CONV_CASES).map((c) => ({ ...c, name: convName(c) })) }];
+    return { ...base, section, budget, cases: (args.quick ? CONV_CASES.slice(0, 3) : CONV_CASES).map((c) => ({ ...c, name: convName(c) })) };
   }
-  if (section === 'wrn50') return [{ ...base, section, budget: args.quick ? 2 : 8, size: 256, batches: args.quick ? [1] : [1, 8] }];
+  if (section === 'wrn50') return { ...base, section, budget: args.quick ? 2 : 8, size: 256, batches: args.quick ? [1] : [1, 8] };
   if (section === 'train') {
-    return DRAEM_STEPS.filter((s) => !s.full || (!args.quick && args.backend !== 'cpu'))
-      .map((s) => ({ ...base, section: 'draem', label: s.label, budget: 0, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw }));
+    const s = DRAEM_STEPS[part];
+    if ('method' in s) return null;
+    return { ...base, section: 'draem', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw };
   }
   const images = args.quick ? 50 : CORESET_JOB.images;
   const rows = images * CORESET_JOB.patches;
-  return [{ ...base, section, rows, dim: CORESET_JOB.dim, projDim: CORESET_JOB.projDim, count: Math.floor(rows * CORESET_JOB.ratio) }];
+  return { ...base, section, rows, dim: CORESET_JOB.dim, projDim: CORESET_JOB.projDim, count: Math.floor(rows * CORESET_JOB.ratio) };
 }
 
 /** Runs the PyTorch counterpart and writes its seconds into the matching rows. */
-function runTorch(section: Section, args: Args, rows: Row[]): { peakRssMb: number; threads: number } {
+function runTorch(section: Section, part: number, args: Args, rows: Row[]): { peakRssMb: number; threads: number } {
   let peak = 0;
   let threads = 0;
-  for (const job of torchJob(section, args)) {
+  const one = torchJob(section, part, args);
+  for (const job of one ? [one] : []) {
     const r = spawnSync(PYTHON, [TORCH_SCRIPT], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 24 });
     if (r.status !== 0) throw new Error(`torch_bench.py (${section}) failed: ${r.stderr.slice(-2000)}`);
     const res = JSON.parse(r.stdout.trim().split('\n').pop() as string);
@@ -408,6 +467,8 @@ function runTorch(section: Section, args: Args, rows: Row[]): { peakRssMb: numbe
     } else if (section === 'train') {
       const row = rows.find((x) => x.item === job.label);
       if (row) [row.torchSeconds, row.torchCores] = [res.s_per_step, res.cores];
+      // Rows whose tfjs side failed get PyTorch's count (3 x forward conv/linear MACs).
+      if (row && row.macs === null && res.step_macs) row.macs = res.step_macs;
     } else {
       const proj = rows.find((x) => x.item.startsWith('random projection'));
       if (proj) [proj.torchSeconds, proj.torchCores] = [res.projection_s, res.projection_cores];
@@ -417,17 +478,38 @@ function runTorch(section: Section, args: Args, rows: Row[]): { peakRssMb: numbe
   return { peakRssMb: peak, threads };
 }
 
-function runSectionChild(section: Section, args: Args): ChildResult {
-  const passthrough = ['--backend', args.backend, ...(args.quick ? ['--quick'] : [])];
-  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', section, ...passthrough], {
-    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'],
+/** Per row, the faster tfjs run and the faster PyTorch run of two repetitions. */
+function mergeBest(a: ChildResult, b: ChildResult): ChildResult {
+  const rows = a.rows.map((ra) => {
+    const rb = b.rows.find((x) => x.item === ra.item);
+    if (!rb) return ra;
+    const out = { ...ra };
+    if (Number.isNaN(out.seconds) || rb.seconds < out.seconds) Object.assign(out, { seconds: rb.seconds, cores: rb.cores, reps: rb.reps, load1: rb.load1 });
+    if (rb.torchSeconds !== undefined && (out.torchSeconds === undefined || rb.torchSeconds < out.torchSeconds)) {
+      Object.assign(out, { torchSeconds: rb.torchSeconds, torchCores: rb.torchCores });
+    }
+    return out;
   });
-  const marker = r.stdout?.lastIndexOf('@@BENCH@@') ?? -1;
-  if (r.status !== 0 || marker < 0) throw new Error(`bench section ${section} failed (exit ${r.status}): ${r.stdout?.slice(-2000)}`);
-  return JSON.parse(r.stdout.slice(marker + 9).split('\n')[0]) as ChildResult;
+  return { ...a, rows, peakRssMb: Math.max(a.peakRssMb, b.peakRssMb), wasmHeapMb: a.wasmHeapMb === null ? b.wasmHeapMb : Math.max(a.wasmHeapMb, b.wasmHeapMb ?? 0) };
 }
 
-const fmtS = (s: number | undefined): string => (s === undefined ? '' : s >= 100 ? s.toFixed(0) : s >= 1 ? s.toFixed(2) : s >= 0.01 ? s.toFixed(3) : s.toFixed(4));
+function runSectionChild(section: Section, part: number, args: Args): ChildResult {
+  const passthrough = ['--backend', args.backend, '--part', String(part), ...(args.quick ? ['--quick'] : []), ...(args.fused ? ['--fused'] : [])];
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', section, ...passthrough], {
+    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const marker = r.stdout?.lastIndexOf('@@BENCH@@') ?? -1;
+  if (r.status === 0 && marker >= 0) return JSON.parse(r.stdout.slice(marker + 9).split('\n')[0]) as ChildResult;
+  // A failed part (e.g. the wasm heap exhausted) becomes a row saying so; the run goes on.
+  const why = (r.stderr ?? '').split('\n').find((l) => /^\w*Error\b/.test(l))?.trim().slice(0, 160) ?? `exit ${r.status}`;
+  const label = section === 'train' ? DRAEM_STEPS[part].label : section;
+  return {
+    section, backend: args.backend, flags: {}, peakRssMb: NaN, wasmHeapMb: null, notes: [],
+    rows: [{ section, item: label, seconds: NaN, unit: section === 'train' ? 'step' : 'call', macs: null, reps: 0, note: `failed: ${why}` }],
+  };
+}
+
+const fmtS = (s: number | undefined): string => (s === undefined ? '' : Number.isNaN(s) ? 'failed' : s >= 100 ? s.toFixed(0) : s >= 1 ? s.toFixed(2) : s >= 0.01 ? s.toFixed(3) : s.toFixed(4));
 const fmtG = (macs: number | null, s: number | undefined): string => (macs === null || s === undefined ? '' : (macs / s / 1e9).toFixed(2));
 
 const fmtC = (c: number | undefined): string => (c === undefined ? '' : c.toFixed(2));
@@ -439,7 +521,7 @@ function table(rows: Row[], withTorch: boolean): string {
   const lines = rows.map((r) => {
     const base = `| ${r.section} | ${r.item} (per ${r.unit}) | ${fmtS(r.seconds)} | ${fmtG(r.macs, r.seconds)} | ${fmtC(r.cores)} |`;
     if (!withTorch) return `${base} ${r.load1?.toFixed(1)} |`;
-    const ratio = r.torchSeconds !== undefined ? (r.torchSeconds / r.seconds).toFixed(2) : '';
+    const ratio = r.torchSeconds !== undefined && !Number.isNaN(r.seconds) ? (r.torchSeconds / r.seconds).toFixed(2) : '';
     return `${base} ${fmtS(r.torchSeconds)} | ${fmtG(r.macs, r.torchSeconds)} | ${fmtC(r.torchCores)} | ${ratio} | ${r.load1?.toFixed(1)} |`;
   });
   return [head, ...lines].join('\n');
@@ -457,27 +539,43 @@ async function main(): Promise<void> {
   console.log(`[bench] ${new Date().toISOString()} ${machine}; backend ${args.backend}${torchVersion ? `; PyTorch ${torchVersion} x ${args.torchThreads} threads` : ''}`);
   const all: Row[] = [];
   const sectionInfo: Record<string, unknown>[] = [];
+  const notesSeen = new Set<string>();
   for (const section of args.sections) {
-    const load1 = loadavg()[0];
-    console.log(`[bench] ${section} (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
-    const res = runSectionChild(section, args);
-    for (const r of res.rows) r.load1 = load1;
-    let torchInfo: { peakRssMb: number; threads: number } | null = null;
-    if (torchVersion) {
-      const tLoad = loadavg()[0];
-      torchInfo = runTorch(section, args, res.rows);
-      for (const r of res.rows) if (r.torchSeconds !== undefined) r.load1 = (load1 + tLoad) / 2;
+    for (const part of section === 'train' ? draemParts(args) : [0]) {
+      let res: ChildResult | null = null;
+      let torchInfo: { peakRssMb: number; threads: number } | null = null;
+      let torchPeak = 0;
+      // --repeat N: tfjs and PyTorch alternate N times; each row keeps its fastest run per side
+      // (on a shared machine the minimum is the least disturbed measurement).
+      for (let rep = 0; rep < args.repeat; rep++) {
+        const load1 = loadavg()[0];
+        console.log(`[bench] ${section}${section === 'train' ? ` ${part}` : ''}${args.repeat > 1 ? ` run ${rep + 1}/${args.repeat}` : ''} (load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+        const cur = runSectionChild(section, part, args);
+        for (const r of cur.rows) r.load1 = load1;
+        if (torchVersion && torchJob(section, part, args)) {
+          const tLoad = loadavg()[0];
+          const ti = runTorch(section, part, args, cur.rows);
+          torchPeak = Math.max(torchPeak, ti.peakRssMb);
+          torchInfo = { peakRssMb: torchPeak, threads: ti.threads };
+          for (const r of cur.rows) if (r.torchSeconds !== undefined) r.load1 = (load1 + tLoad) / 2;
+        }
+        res = res === null ? cur : mergeBest(res, cur);
+      }
+      if (res === null) continue;
+      for (const r of res.rows) {
+        const g = (s: number | undefined, c: number | undefined): string => `${r.macs !== null ? `${fmtG(r.macs, s)} GMAC/s, ` : ''}${fmtC(c)} cores`;
+        const ratio = r.torchSeconds !== undefined && !Number.isNaN(r.seconds) ? `  PyTorch ${fmtS(r.torchSeconds)} s (${g(r.torchSeconds, r.torchCores)}), ratio ${(r.torchSeconds / r.seconds).toFixed(2)}` : '';
+        if (Number.isNaN(r.seconds) && r.torchSeconds !== undefined) console.log(`  ${r.item}: tfjs failed; PyTorch ${fmtS(r.torchSeconds)} s (${g(r.torchSeconds, r.torchCores)})`);
+        console.log(`  ${r.item}: ${fmtS(r.seconds)} s/${r.unit} (${g(r.seconds, r.cores)})${ratio}${r.note ? `  [${r.note}]` : ''}`);
+      }
+      const mem = `peak RSS ${res.peakRssMb.toFixed(0)} MB${res.wasmHeapMb !== null ? `, wasm heap ${res.wasmHeapMb.toFixed(0)} MB` : ''}${torchInfo ? `; PyTorch peak RSS ${torchInfo.peakRssMb.toFixed(0)} MB` : ''}`;
+      console.log(`  memory: ${mem}; backend ${res.backend} ${JSON.stringify(res.flags)}`);
+      for (const n of res.notes) if (!notesSeen.has(n)) console.log(`  note: ${n}`);
+      for (const n of res.notes) notesSeen.add(n);
+      for (const r of res.rows) r.memory = mem;
+      all.push(...res.rows);
+      sectionInfo.push({ section, part, backend: res.backend, flags: res.flags, peakRssMb: res.peakRssMb, wasmHeapMb: res.wasmHeapMb, torchPeakRssMb: torchInfo?.peakRssMb, notes: res.notes });
     }
-    for (const r of res.rows) {
-      const g = (s: number | undefined, c: number | undefined): string => `${r.macs !== null ? `${fmtG(r.macs, s)} GMAC/s, ` : ''}${fmtC(c)} cores`;
-      const ratio = r.torchSeconds !== undefined ? `  PyTorch ${fmtS(r.torchSeconds)} s (${g(r.torchSeconds, r.torchCores)}), ratio ${(r.torchSeconds / r.seconds).toFixed(2)}` : '';
-      console.log(`  ${r.item}: ${fmtS(r.seconds)} s/${r.unit} (${g(r.seconds, r.cores)})${ratio}${r.note ? `  [${r.note}]` : ''}`);
-    }
-    const mem = `peak RSS ${res.peakRssMb.toFixed(0)} MB${res.wasmHeapMb !== null ? `, wasm heap ${res.wasmHeapMb.toFixed(0)} MB` : ''}${torchInfo ? `; PyTorch peak RSS ${torchInfo.peakRssMb.toFixed(0)} MB` : ''}`;
-    console.log(`  memory: ${mem}; backend ${res.backend} ${JSON.stringify(res.flags)}`);
-    for (const n of res.notes) console.log(`  note: ${n}`);
-    all.push(...res.rows);
-    sectionInfo.push({ section, backend: res.backend, flags: res.flags, peakRssMb: res.peakRssMb, wasmHeapMb: res.wasmHeapMb, torchPeakRssMb: torchInfo?.peakRssMb, notes: res.notes });
   }
   console.log(`\n[bench] done, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
   console.log(table(all, torchVersion !== null));
@@ -487,4 +585,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Run only when executed directly (probes in tmp/ import DraemShaped and the sections).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

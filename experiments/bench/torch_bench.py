@@ -206,7 +206,18 @@ def bench_draem(job):
 
     t, reps, cores = timed(step, job["budget"], max_reps=job.get("max_reps", 10))
     nparams = sum(p.numel() for p in rec.parameters()) + sum(p.numel() for p in disc.parameters())
-    return {"s_per_step": t, "reps": reps, "params": nparams, "cores": cores}
+    # Forward conv MACs (hooks), for rows whose tfjs side could not run; a step counts 3x.
+    macs = [0]
+
+    def hook(m, inp, out):
+        macs[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    hs = [m.register_forward_hook(hook) for net in (rec, disc) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        disc(torch.cat((rec(aug), aug), 1))
+    for h in hs:
+        h.remove()
+    return {"s_per_step": t, "reps": reps, "params": nparams, "cores": cores, "step_macs": 3 * macs[0]}
 
 
 # ---------------------------------------------------------------- coreset (PatchCore sampler.py)
