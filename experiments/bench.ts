@@ -11,9 +11,11 @@
  *            (experiments/bench-conv.ts's CASES, batch 4); fwd+bwd counts 3x the forward MACs
  *   wrn50    WideResNet-50-2 stem..layer3 feature extraction (PatchCore's backbone), eval mode,
  *            256x256, batch 1 and 8 (batch 8 skipped with --quick); seconds per image
- *   train    one training step: DRAEM at its cpu profile (64², widths 16/8, batch 8) and the
- *            issue's reference step (128², batch 4, official widths 128/64, 97.4 M parameters;
- *            skipped with --quick and on the cpu backend). L2 + SSIM + focal loss, Adam.
+ *   train    one training step of each landed method: DRAEM (src/models/draem networks and loss,
+ *            Adam) at its cpu profile (64², widths 16/8, batch 8), at 128² batch 4 with 1/4 widths,
+ *            and the issue's reference (128², batch 4, official widths, 97.4 M parameters: does
+ *            not fit wasm's 4 GB heap; skipped with --quick and on the cpu backend); RIAD at its
+ *            cpu profile (Riad.trainingLoss; no PyTorch counterpart yet)
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
@@ -39,14 +41,10 @@ import { Riad } from '../src/models/riad/model.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
 import { countMacs, totalMacs } from '../src/energy/macs.js';
 import { ResNet } from '../src/models/backbones/resnet.js';
-import { Conv2d } from '../src/nn/layers/conv.js';
-import { Sequential } from '../src/nn/layers/sequential.js';
-import { catChannels, doubleConv, downPool, upConvBnRelu } from '../src/nn/layers/unetBlocks.js';
-import { Layer } from '../src/nn/module.js';
 import { setInitSeed } from '../src/nn/init.js';
-import { focalLoss } from '../src/nn/losses/focalLoss.js';
-import { DRAEM_SSIM, ssimLoss } from '../src/nn/losses/ssim.js';
 import { Adam } from '../src/train/optimizers/adam.js';
+import { DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward } from '../src/models/draem/network.js';
+import { draemLoss } from '../src/models/draem/loss.js';
 import { approximateGreedyCoreset, defaultCoresetThreads, randomProjection, type VectorSet } from '../src/models/patchcore/coreset.js';
 import { Rng } from '../src/util/rng.js';
 import { CASES as CONV_CASES, type Case as ConvCase } from './bench-conv.js';
@@ -207,81 +205,28 @@ function wrn50Section(quick: boolean): Row[] {
   return rows;
 }
 
-/** DRAEM's two networks (VitjanZ/DRAEM model_unet.py) from the shared U-Net blocks. */
-export class DraemShaped extends Layer<tf.Tensor4D, tf.Tensor4D> {
-  private readonly recEnc: Sequential<tf.Tensor4D>[];
-  private readonly recUp: Sequential<tf.Tensor4D>[];
-  private readonly recDb: Sequential<tf.Tensor4D>[];
-  private readonly recFin: Conv2d;
-  private readonly discEnc: Sequential<tf.Tensor4D>[];
-  private readonly discUp: Sequential<tf.Tensor4D>[];
-  private readonly discDb: Sequential<tf.Tensor4D>[];
-  private readonly discFin: Conv2d;
-  private readonly pool = downPool(2);
-
-  constructor(rw: number, dw: number) {
-    super();
-    const add = <M extends Sequential<tf.Tensor4D> | Conv2d>(name: string, m: M): M => this.addModule(name, m) as M;
-    this.recEnc = [doubleConv(3, rw), doubleConv(rw, 2 * rw), doubleConv(2 * rw, 4 * rw), doubleConv(4 * rw, 8 * rw), doubleConv(8 * rw, 8 * rw)]
-      .map((m, i) => add(`rec_block${i + 1}`, m));
-    this.recUp = [upConvBnRelu(8 * rw, 8 * rw), upConvBnRelu(4 * rw, 4 * rw), upConvBnRelu(2 * rw, 2 * rw), upConvBnRelu(rw, rw)]
-      .map((m, i) => add(`rec_up${i + 1}`, m));
-    this.recDb = [doubleConv(8 * rw, 4 * rw, 8 * rw), doubleConv(4 * rw, 2 * rw, 4 * rw), doubleConv(2 * rw, rw, 2 * rw), doubleConv(rw, rw, rw)]
-      .map((m, i) => add(`rec_db${i + 1}`, m));
-    this.recFin = add('rec_fin', new Conv2d(rw, 3, 3, { padding: 1 }));
-    const ch = [dw, 2 * dw, 4 * dw, 8 * dw, 8 * dw, 8 * dw];
-    this.discEnc = ch.map((c, i) => add(`disc_block${i + 1}`, doubleConv(i === 0 ? 6 : ch[i - 1], c)));
-    this.discUp = [upConvBnRelu(8 * dw, 8 * dw), upConvBnRelu(8 * dw, 4 * dw), upConvBnRelu(4 * dw, 2 * dw), upConvBnRelu(2 * dw, dw), upConvBnRelu(dw, dw)]
-      .map((m, i) => add(`disc_up${i}`, m));
-    this.discDb = [doubleConv(16 * dw, 8 * dw, 8 * dw), doubleConv(12 * dw, 4 * dw, 4 * dw), doubleConv(6 * dw, 2 * dw, 2 * dw), doubleConv(3 * dw, dw, dw), doubleConv(2 * dw, dw, dw)]
-      .map((m, i) => add(`disc_db${i}`, m));
-    this.discFin = add('disc_fin', new Conv2d(dw, 2, 3, { padding: 1 }));
-  }
-
-  /** Reconstruction and 2-class softmax, concatenated: [N,H,W,5]. */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      let h = x;
-      this.recEnc.forEach((b, i) => { h = b.call(i > 0 ? this.pool.call(h) : h); });
-      this.recUp.forEach((u, i) => { h = this.recDb[i].call(u.call(h)); });
-      const rec = this.recFin.call(h);
-      const feats: tf.Tensor4D[] = [];
-      h = catChannels([rec, x]);
-      this.discEnc.forEach((b, i) => { h = b.call(i > 0 ? this.pool.call(h) : h); feats.push(h); });
-      this.discUp.forEach((u, i) => { h = this.discDb[i].call(catChannels([u.call(h), feats[4 - i]])); });
-      const probs = tf.softmax(this.discFin.call(h), 3) as tf.Tensor4D;
-      return catChannels([rec, probs]);
-    });
-  }
-}
-
-/** DRAEM's loss on the shaped network: MSE + (1 - SSIM) on the reconstruction, focal on the mask. */
-export function draemShapedLoss(net: DraemShaped, aug: tf.Tensor4D, clean: tf.Tensor4D, mask: tf.Tensor4D): tf.Scalar {
-  return tf.tidy(() => {
-    const out = net.call(aug);
-    const rec = tf.slice(out, [0, 0, 0, 0], [-1, -1, -1, 3]) as tf.Tensor4D;
-    const probs = tf.slice(out, [0, 0, 0, 3], [-1, -1, -1, 2]) as tf.Tensor4D;
-    const l2 = tf.mean(tf.squaredDifference(rec, clean));
-    return tf.addN([l2, ssimLoss(rec, clean, DRAEM_SSIM), focalLoss(probs, mask, { gamma: 2, smooth: 1e-5 })]) as tf.Scalar;
-  });
-}
-
+/** One DRAEM training step through src/models/draem (networks, draemForward, draemLoss) with Adam. */
 function draemStep(label: string, size: number, batch: number, rw: number, dw: number, reps: number): Row {
   setInitSeed(0);
-  const net = new DraemShaped(rw, dw);
-  net.train();
-  const opt = new Adam(net.trainableVariables(), { lr: 1e-4 });
+  const nets = { reconstructive: new ReconstructiveSubNetwork(rw), discriminative: new DiscriminativeSubNetwork(dw) };
+  nets.reconstructive.train();
+  nets.discriminative.train();
+  const opt = new Adam([...nets.reconstructive.trainableVariables(), ...nets.discriminative.trainableVariables()], { lr: 1e-4 });
   const aug = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const clean = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const mask = tf.tidy(() => tf.cast(tf.greater(tf.randomUniform([batch, size, size, 1]), 0.9), 'float32')) as tf.Tensor4D;
-  const loss = (): tf.Scalar => draemShapedLoss(net, aug, clean, mask);
+  const loss = (): tf.Scalar => tf.tidy(() => {
+    const { reconstruction, probs } = draemForward(nets, aug);
+    return draemLoss(reconstruction, clean, probs, mask).total;
+  });
   // MACs of one forward pass (it also warms the kernels); a step counts 3x (forward + 2 gradients).
-  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => net.call(aug))));
+  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => draemForward(nets, aug))));
   const t = timeIt(() => { opt.minimize(loss); }, 0, reps, true);
-  const params = net.numParameters();
+  const params = nets.reconstructive.numParameters() + nets.discriminative.numParameters();
   tf.dispose([aug, clean, mask]);
   opt.dispose();
-  net.dispose();
+  nets.reconstructive.dispose();
+  nets.discriminative.dispose();
   return {
     section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
     note: `${(params / 1e6).toFixed(2)} M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(1)} GMAC`,
@@ -289,7 +234,7 @@ function draemStep(label: string, size: number, batch: number, rw: number, dw: n
 }
 
 /**
- * DRAEM-shaped steps: the cpu profile; 128², batch 4 at 1/4 of the official widths (what fits the
+ * DRAEM steps: the cpu profile; 128², batch 4 at 1/4 of the official widths (what fits the
  * wasm heap); and the issue's reference, 128², batch 4, official widths (97.4 M parameters),
  * which does not fit wasm32's 4 GB heap (the tape holds ~3.3 GB of tensors already at batch 1).
  */
@@ -333,7 +278,7 @@ function riadStep(label: string, reps: number): Row {
 function trainSection(part: number): { rows: Row[]; notes: string[] } {
   const s = DRAEM_STEPS[part];
   if ('method' in s && s.method === 'riad') return { rows: [riadStep(s.label, s.reps)], notes: [] };
-  const notes = ['DRAEM-shaped step: model_unet.py topology from src/nn/layers/unetBlocks.ts (doubleConv/upConvBnRelu) with DRAEM\'s L2 + SSIM + focal loss and Adam'];
+  const notes = ['DRAEM step: src/models/draem networks and loss (L2 + SSIM + focal), random data, Adam; PyTorch: model_unet.py + loss.py re-typed in experiments/bench/torch_bench.py'];
   return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps)], notes };
 }
 
@@ -585,5 +530,5 @@ async function main(): Promise<void> {
   }
 }
 
-// Run only when executed directly (probes in tmp/ import DraemShaped and the sections).
+// Run only when executed directly (scratch probes import the sections).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
