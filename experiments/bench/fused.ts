@@ -119,11 +119,25 @@ function fusedBottleneck(m: Bottleneck, x: tf.Tensor4D): tf.Tensor4D {
 }
 
 let installed = false;
+const restorers: (() => void)[] = [];
+
+/** Undoes installFusedLayers (for A/B measurements in one process). */
+export function uninstallFusedLayers(): void {
+  while (restorers.length) (restorers.pop() as () => void)();
+  installed = false;
+}
 
 /** Patches BatchNorm2d and Conv2d for this process; returns what was changed. */
 export function installFusedLayers(): string {
   if (installed) return 'fused layers already installed';
   installed = true;
+  const saved = [BatchNorm2d.prototype.forward, Conv2d.prototype.forward, Bottleneck.prototype.forward, ResNet.prototype.forward] as const;
+  restorers.push(() => {
+    BatchNorm2d.prototype.forward = saved[0];
+    Conv2d.prototype.forward = saved[1];
+    Bottleneck.prototype.forward = saved[2];
+    ResNet.prototype.forward = saved[3];
+  });
   const bnForward = BatchNorm2d.prototype.forward;
   BatchNorm2d.prototype.forward = function (this: BatchNorm2d, x: tf.Tensor4D): tf.Tensor4D {
     if (x.rank !== 4) return bnForward.call(this, x);
