@@ -20,3 +20,16 @@ export function runCli(main: () => Promise<void>): void {
     },
   );
 }
+
+/** Prints `error: <message>` and exits 2: the one way CLIs report a user error. */
+export function fail(message: string): never {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(2);
+}
+
+/** yargs `.fail()` handler: user errors and usage mistakes become `error:` lines; bugs rethrow. */
+export function yargsFail(msg: string | undefined, err: Error | undefined): never {
+  if (err instanceof AdbenchError) fail(err.message);
+  if (err) throw err;
+  fail(`${msg} (see --help)`);
+}

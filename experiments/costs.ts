@@ -12,14 +12,9 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { initBackend } from '../src/backend.js';
 import { computeCostRow, costSpecNames, formatCostRows, getCostSpec, toJsonRow, type CostRowDetail } from '../src/energy/costsTable.js';
-import { AdbenchError } from '../src/errors.js';
-import { runCli } from './cli.js';
+import { runCli, yargsFail } from './cli.js';
 import { registerBuiltinCostSpecs } from './cost-specs.js';
 
-function fail(message: string): never {
-  process.stderr.write(`error: ${message}\n`);
-  process.exit(2);
-}
 
 async function main(): Promise<void> {
   registerBuiltinCostSpecs();
@@ -36,11 +31,7 @@ async function main(): Promise<void> {
     .version(false)
     .help()
     .wrap(null)
-    .fail((msg, err) => {
-      if (err instanceof AdbenchError) fail(err.message);
-      if (err) throw err;
-      fail(`${msg} (see --help)`);
-    })
+    .fail(yargsFail)
     .parseSync();
 
   const given = (argv.methods as string[] | undefined) ?? [];

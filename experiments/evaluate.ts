@@ -13,11 +13,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { AdbenchError, DatasetError } from '../src/errors.js';
 import { computeMetrics, parseScoresCsv } from '../src/eval/metrics/index.js';
+import { fail, yargsFail } from './cli.js';
 
-function fail(message: string): never {
-  process.stderr.write(`error: ${message}\n`);
-  process.exit(2);
-}
 
 function fmt(x: number | null, digits = 4): string {
   return x === null ? 'n/a' : x.toFixed(digits);
@@ -42,11 +39,7 @@ function main(): void {
     .version(false)
     .help()
     .wrap(null)
-    .fail((msg, err) => {
-      if (err instanceof AdbenchError) fail(err.message);
-      if (err) throw err;
-      fail(`${msg} (see --help)`);
-    })
+    .fail(yargsFail)
     .parseSync();
 
   const file = argv.scores;
