@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Layer } from '../module.js';
+import { layerFusionEnabled } from '../fusion.js';
 
 /**
  * BatchNorm over the channel (last) axis of NHWC tensors, PyTorch semantics: training normalises
@@ -28,28 +29,77 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     if (!this.training) {
+      // C-sized scale/shift recomputed per call (4 tiny kernels): cheaper than any cache check
+      // that must notice weight updates, and it keeps gradients to γ/β in eval mode.
       return tf.tidy(() => {
         const scale = tf.mul(this.weight, tf.rsqrt(tf.add(this.runningVar, this.eps)));
         const shift = tf.sub(this.bias, tf.mul(this.runningMean, scale));
         return tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
       });
     }
+    if (x.rank === 4 && layerFusionEnabled()) return tf.tidy(() => this.fusedTrainingForward(x));
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, [0, 1, 2]);
-      const n = x.size / this.numFeatures;
-      // Running statistics are state, not part of the graph: update them from detached values.
-      const m = this.momentum;
-      const unbiased = n > 1 ? n / (n - 1) : 1;
-      tf.tidy(() => {
-        const rm = tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m));
-        const rv = tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, m * unbiased));
-        this.runningMean.assign(rm);
-        this.runningVar.assign(rv);
-        this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, 1));
-      });
+      this.updateRunningStats(mean, variance, x.size / this.numFeatures);
       const xn = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps)));
       return tf.add(tf.mul(xn, this.weight), this.bias) as tf.Tensor4D;
     });
+  }
+
+  /**
+   * Running statistics are state, not part of the graph: updated from detached batch statistics
+   * (biased `variance`, made unbiased here over `n` values per channel), PyTorch's formula.
+   */
+  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    const unbiased = n > 1 ? n / (n - 1) : 1;
+    tf.tidy(() => {
+      const rm = tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m));
+      const rv = tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, m * unbiased));
+      this.runningMean.assign(rm);
+      this.runningVar.assign(rv);
+      this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, 1));
+    });
+  }
+
+  /**
+   * Training forward as one tf.customGrad op. Forward: xc = x − μ, σ = sqrt(var + eps) with the
+   * biased batch variance, y = xc·(γ/σ) + β. The tape keeps only xc, 1/σ and γ; the backward is
+   * the closed form (M = N·H·W values per channel, x̂ = xc/σ):
+   *     dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γ/σ · (dy − dβ/M − x̂·dγ/M)
+   * instead of tfjs' autodiff of the op chain, which records ~6 full-size tensors per layer and
+   * runs ~15 elementwise kernels backwards. Same values as the op chain to float32 rounding, same
+   * running statistics bit for bit (the same ops compute μ and var).
+   */
+  private fusedTrainingForward(x: tf.Tensor4D): tf.Tensor4D {
+    const count = x.size / this.numFeatures;
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [xi, gamma, beta] = args as tf.Tensor[];
+      const save = args[3] as tf.GradSaveFunc;
+      const mean = tf.mean(xi, [0, 1, 2]);
+      const xc = tf.sub(xi, mean);
+      const variance = tf.mean(tf.square(xc), [0, 1, 2]);
+      this.updateRunningStats(mean, variance, count);
+      const inv = tf.div(1, tf.sqrt(tf.add(variance, this.eps)));
+      save([xc, inv, gamma]);
+      const value = tf.add(tf.mul(xc, tf.mul(gamma, inv)), beta);
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sxc, sinv, sgamma] = saved;
+          const dbeta = tf.sum(dy, [0, 1, 2]);
+          // Σ dy·x̂ = (Σ dy·xc)/σ
+          const dgamma = tf.mul(tf.sum(tf.mul(dy, sxc), [0, 1, 2]), sinv);
+          // x̂·dγ/M = xc · (dγ/σ)/M
+          const dx = tf.mul(
+            tf.sub(tf.sub(dy, tf.div(dbeta, count)), tf.mul(sxc, tf.div(tf.mul(dgamma, sinv), count))),
+            tf.mul(sgamma, sinv),
+          );
+          return [dx, dgamma, dbeta];
+        },
+      };
+    });
+    return op(x, this.weight, this.bias) as tf.Tensor4D;
   }
 }
 
