@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
 import { Layer } from '../module.js';
+import { layerFusionEnabled } from '../fusion.js';
 import { kaimingNormalFanOut, uniformInit } from '../init.js';
 
 export type Padding2d = number | [number, number] | 'same' | 'valid';
@@ -18,7 +19,8 @@ export interface Conv2dOptions {
 
 /**
  * Pads NHWC spatially with PyTorch's symmetric semantics. wasm rejects explicit pad arrays in
- * conv2d, and tfjs 'same' pads asymmetrically for stride 2, so we pad explicitly and convolve 'valid'.
+ * conv2d, and tfjs 'same' pads asymmetrically for stride 2, so we pad explicitly and convolve
+ * 'valid' — except where 'same' is exactly PyTorch's padding (Conv2d.samePadding).
  */
 export function padSpatial(x: tf.Tensor4D, ph: number, pw: number): tf.Tensor4D {
   if (ph === 0 && pw === 0) return x;
@@ -74,19 +76,40 @@ export class Conv2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
     this.bias = opts.bias === false ? null : this.addParameter('bias', uniformInit([outChannels], 1 / Math.sqrt(fanIn)));
   }
 
+  /**
+   * True when PyTorch's symmetric padding equals tfjs 'same' (stride 1, dilation 1, one group,
+   * padding (k-1)/2 on both axes), so the conv can pad implicitly: no padded copy of the input
+   * is made, nor kept on the gradient tape.
+   */
+  get samePadding(): boolean {
+    const p = this.pad;
+    return this.stride === 1 && this.dilation === 1 && this.groups === 1 && p !== 'valid'
+      && p[0] === p[1] && 2 * p[0] === this.kernelSize - 1;
+  }
+
+  /**
+   * The input as the convolution kernel sees it and the tfjs padding mode to give that kernel:
+   * `{ x, pad: 'same' }` for samePadding with layer fusion on (src/nn/fusion.ts), otherwise the
+   * explicitly padded input (which the caller must dispose if it is not `x`) and 'valid'.
+   */
+  kernelInput(x: tf.Tensor4D): { x: tf.Tensor4D; pad: 'same' | 'valid' } {
+    if (this.samePadding && layerFusionEnabled()) return { x, pad: 'same' };
+    return { x: this.pad === 'valid' ? x : padSpatial(x, this.pad[0], this.pad[1]), pad: 'valid' };
+  }
+
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const xp = this.pad === 'valid' ? x : padSpatial(x, this.pad[0], this.pad[1]);
+      const { x: xp, pad } = this.kernelInput(x);
       const d: [number, number] = [this.dilation, this.dilation];
       let y: tf.Tensor4D;
       if (this.depthwise) {
-        y = tf.depthwiseConv2d(xp, this.weight as tf.Tensor4D, this.stride, 'valid', 'NHWC', d);
+        y = tf.depthwiseConv2d(xp, this.weight as tf.Tensor4D, this.stride, pad, 'NHWC', d);
       } else if (this.groups === 1) {
-        y = tf.conv2d(xp, this.weight as tf.Tensor4D, this.stride, 'valid', 'NHWC', d);
+        y = tf.conv2d(xp, this.weight as tf.Tensor4D, this.stride, pad, 'NHWC', d);
       } else {
         const xs = tf.split(xp, this.groups, 3) as tf.Tensor4D[];
         const ws = tf.split(this.weight as tf.Tensor4D, this.groups, 3) as tf.Tensor4D[];
-        y = tf.concat(xs.map((xi, i) => tf.conv2d(xi, ws[i], this.stride, 'valid', 'NHWC', d)), 3);
+        y = tf.concat(xs.map((xi, i) => tf.conv2d(xi, ws[i], this.stride, pad, 'NHWC', d)), 3);
       }
       return this.bias ? (tf.add(y, this.bias) as tf.Tensor4D) : y;
     });
