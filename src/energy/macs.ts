@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { addKernelListener, type KernelEvent } from './kernelHook.js';
+import { withoutLayerFusion } from '../nn/fusion.js';
 import { directParamsByModulePath, summarizeParams, type ModuleSet, type ParamInclusionRule, type ParamSummary } from './params.js';
 
 /**
@@ -333,10 +334,12 @@ export function countMacs(fn: () => unknown, opts: CountMacsOptions = {}): MacRe
     if (e) events.push(e);
   }, { detail: true });
   try {
-    tf.tidy(() => {
+    // Unfused layers (src/nn/fusion.ts): kernels line up with PyTorch's modules (a BatchNorm
+    // folded into its conv would vanish from the rows and from the parameters that ran).
+    withoutLayerFusion(() => tf.tidy(() => {
       const r = fn();
       if (r instanceof Promise) throw new Error('countMacs: fn must be synchronous (a forward pass); it returned a Promise');
-    });
+    }));
   } finally {
     remove();
   }

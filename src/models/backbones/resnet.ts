@@ -3,6 +3,7 @@ import { ConfigError } from '../../errors.js';
 import { Layer, Module, type StateDict } from '../../nn/module.js';
 import { Conv2d } from '../../nn/layers/conv.js';
 import { BatchNorm2d } from '../../nn/layers/norm.js';
+import { ConvBnFold } from '../../nn/layers/fold.js';
 import { Linear } from '../../nn/layers/linear.js';
 import { Sequential, maxPool2d } from '../../nn/layers/sequential.js';
 import { IMAGENET_NORMALIZATION, normalizeInput, pickFeatures, type FeatureExtractor, type Normalization } from './common.js';
@@ -57,6 +58,19 @@ function conv1x1(inC: number, outC: number, stride = 1): Conv2d {
 
 type Block = Layer<tf.Tensor4D, tf.Tensor4D>;
 
+/** Fold of a torchvision downsample Sequential(conv1x1, BatchNorm2d). */
+function downsampleFold(down: Sequential<tf.Tensor4D> | null): ConvBnFold | null {
+  if (!down) return null;
+  const [conv, bn] = down.layers;
+  return conv instanceof Conv2d && bn instanceof BatchNorm2d && down.layers.length === 2 ? new ConvBnFold(conv, bn) : null;
+}
+
+/** The block's residual branch input: downsample(x) (folded in eval) or x itself. */
+function shortcut(x: tf.Tensor4D, down: Sequential<tf.Tensor4D> | null, fold: ConvBnFold | null): tf.Tensor4D {
+  if (!down) return x;
+  return fold ? fold.call(x, () => down.call(x)) : down.call(x);
+}
+
 /** torchvision BasicBlock (expansion 1). */
 export class BasicBlock extends Layer<tf.Tensor4D, tf.Tensor4D> {
   static readonly expansion = 1;
@@ -65,6 +79,8 @@ export class BasicBlock extends Layer<tf.Tensor4D, tf.Tensor4D> {
   readonly conv2: Conv2d;
   readonly bn2: BatchNorm2d;
   readonly downsample: Sequential<tf.Tensor4D> | null;
+  /** Eval mode: conv+BN(+ReLU) pairs as single fused convs (src/nn/layers/fold.ts); training: the modules. */
+  private readonly folds: [ConvBnFold, ConvBnFold, ConvBnFold | null];
 
   constructor(inplanes: number, planes: number, stride: number, downsample: Sequential<tf.Tensor4D> | null) {
     super();
@@ -73,15 +89,22 @@ export class BasicBlock extends Layer<tf.Tensor4D, tf.Tensor4D> {
     this.conv2 = this.addModule('conv2', conv3x3(planes, planes));
     this.bn2 = this.addModule('bn2', new BatchNorm2d(planes));
     this.downsample = downsample ? this.addModule('downsample', downsample) : null;
+    this.folds = [new ConvBnFold(this.conv1, this.bn1, 'relu'), new ConvBnFold(this.conv2, this.bn2), downsampleFold(this.downsample)];
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let out = tf.relu(this.bn1.call(this.conv1.call(x)));
-      out = this.bn2.call(this.conv2.call(out));
-      const identity = this.downsample ? this.downsample.call(x) : x;
+      const [f1, f2, fd] = this.folds;
+      let out = f1.call(x);
+      out = f2.call(out);
+      const identity = shortcut(x, this.downsample, fd);
       return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
     });
+  }
+
+  override dispose(): void {
+    for (const f of this.folds) f?.dispose();
+    super.dispose();
   }
 }
 
@@ -95,6 +118,8 @@ export class Bottleneck extends Layer<tf.Tensor4D, tf.Tensor4D> {
   readonly conv3: Conv2d;
   readonly bn3: BatchNorm2d;
   readonly downsample: Sequential<tf.Tensor4D> | null;
+  /** Eval mode: conv+BN(+ReLU) pairs as single fused convs (src/nn/layers/fold.ts); training: the modules. */
+  private readonly folds: [ConvBnFold, ConvBnFold, ConvBnFold, ConvBnFold | null];
 
   constructor(inplanes: number, planes: number, stride: number, downsample: Sequential<tf.Tensor4D> | null, widthPerGroup: number) {
     super();
@@ -106,16 +131,28 @@ export class Bottleneck extends Layer<tf.Tensor4D, tf.Tensor4D> {
     this.conv3 = this.addModule('conv3', conv1x1(width, planes * Bottleneck.expansion));
     this.bn3 = this.addModule('bn3', new BatchNorm2d(planes * Bottleneck.expansion));
     this.downsample = downsample ? this.addModule('downsample', downsample) : null;
+    this.folds = [
+      new ConvBnFold(this.conv1, this.bn1, 'relu'),
+      new ConvBnFold(this.conv2, this.bn2, 'relu'),
+      new ConvBnFold(this.conv3, this.bn3),
+      downsampleFold(this.downsample),
+    ];
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let out = tf.relu(this.bn1.call(this.conv1.call(x)));
-      out = tf.relu(this.bn2.call(this.conv2.call(out)));
-      out = this.bn3.call(this.conv3.call(out));
-      const identity = this.downsample ? this.downsample.call(x) : x;
+      const [f1, f2, f3, fd] = this.folds;
+      let out = f1.call(x);
+      out = f2.call(out);
+      out = f3.call(out);
+      const identity = shortcut(x, this.downsample, fd);
       return tf.relu(tf.add(out, identity)) as tf.Tensor4D;
     });
+  }
+
+  override dispose(): void {
+    for (const f of this.folds) f?.dispose();
+    super.dispose();
   }
 }
 
@@ -133,6 +170,8 @@ export class ResNet extends Module implements FeatureExtractor {
   readonly channels: Readonly<Record<string, number>>;
   readonly normalization: Normalization = IMAGENET_NORMALIZATION;
   readonly config: ResNetConfig;
+  /** conv1 + bn1 + ReLU, folded in eval mode (src/nn/layers/fold.ts). */
+  private readonly stemFold: ConvBnFold;
 
   constructor(
     readonly name: ResNetArch,
@@ -149,6 +188,7 @@ export class ResNet extends Module implements FeatureExtractor {
 
     this.conv1 = this.addModule('conv1', new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false, init: 'kaiming_out' }));
     this.bn1 = this.addModule('bn1', new BatchNorm2d(64));
+    this.stemFold = new ConvBnFold(this.conv1, this.bn1, 'relu');
     let inplanes = 64;
     const strides: Record<string, number> = {};
     const channels: Record<string, number> = {};
@@ -187,11 +227,16 @@ export class ResNet extends Module implements FeatureExtractor {
     return this;
   }
 
+  override dispose(): void {
+    this.stemFold.dispose();
+    super.dispose();
+  }
+
   /** Stem + built stages on an already-normalised NHWC batch: every built stage's output. */
   forward(x: tf.Tensor4D): ResNetFeatures {
     return tf.tidy(() => {
       const out: ResNetFeatures = {};
-      let h = tf.relu(this.bn1.call(this.conv1.call(x))) as tf.Tensor4D;
+      let h = this.stemFold.call(x);
       h = maxPool2d(h, 3, 2, 1);
       this.stages.forEach((stage, i) => {
         h = stage.call(h);
