@@ -1,13 +1,33 @@
 import { backendLogLine, initBackend, type BackendChoice, type BackendInfo } from './backend.js';
+import { installSimdConvKernels } from './nn/kernels/conv2d-simd.js';
 import { registerWasmTrainingKernels } from './nn/kernels/index.js';
+
+/** Whether the SIMD GEMM conv kernels are wanted: ADBENCH_SIMD=off (or 0) turns them off. */
+export function simdConvRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.ADBENCH_SIMD ?? '').toLowerCase();
+  return !(v === 'off' || v === '0' || v === 'false');
+}
 
 /**
  * Everything a CLI or test needs before touching tensors: choose the backend, then register the
- * kernels and gradients that wasm lacks (conv gradients as forward convolutions, etc.).
+ * kernels and gradients that wasm lacks (conv gradients as forward convolutions, etc.) and, on
+ * wasm, the SIMD GEMM convolutions (src/nn/simd; ADBENCH_SIMD=off keeps XNNPACK's,
+ * ADBENCH_SIMD_THREADS sets their threads).
  */
 export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: string) => void = () => {}): Promise<BackendInfo> {
   const info = await initBackend(choice);
   registerWasmTrainingKernels();
   log(backendLogLine(info));
+  if (info.active === 'wasm' && simdConvRequested()) {
+    try {
+      const engine = await installSimdConvKernels();
+      if (engine) {
+        const { threads, relaxedSimd } = engine.info;
+        log(`[backend] wasm convolutions: SIMD GEMM, ${threads} thread${threads > 1 ? 's' : ''}, ${relaxedSimd ? 'relaxed-SIMD FMA' : 'SIMD mul+add (no relaxed SIMD in this V8)'} (ADBENCH_SIMD=off: XNNPACK's)`);
+      }
+    } catch (e) {
+      log(`[backend] SIMD GEMM convolutions unavailable (${(e as Error).message}); using XNNPACK's`);
+    }
+  }
   return info;
 }

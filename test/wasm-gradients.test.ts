@@ -4,9 +4,10 @@
  * reference kernels to a relative error of 1e-4. Shapes are small because cpu's kernels are naive.
  */
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
+import { installSimdConvKernels, uninstallSimdConvKernels } from '../src/nn/kernels/conv2d-simd.js';
 import {
   conv2dFilterGrad,
   conv2dInputGrad,
@@ -90,7 +91,13 @@ beforeAll(async () => {
   await initBackend('wasm');
   registerWasmTrainingKernels();
   registerWasmTrainingKernels(); // idempotent
+  // The default wasm path: every gradient conv below runs on the SIMD GEMM (src/nn/simd), with
+  // 2 threads so the threaded split is exercised too; minMacs 0 so even these small convolutions
+  // take it. test/simd-conv.test.ts covers the engine's own geometry cases.
+  await installSimdConvKernels(2, { minMacs: 0 });
 });
+
+afterAll(() => uninstallSimdConvKernels());
 
 describe('registration', () => {
   it('registers the missing wasm kernels once, and keeps wasm native ones', () => {
@@ -98,7 +105,8 @@ describe('registration', () => {
       'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'Einsum', 'BatchMatMul']) {
       expect(isOurs(tf.getKernel(k, 'wasm')), k).toBe(true);
     }
-    expect(isOurs(tf.getKernel('Conv2D', 'wasm'))).toBe(false);
+    expect(isOurs(tf.getKernel('DepthwiseConv2dNative', 'wasm'))).toBe(false);
+    expect(isOurs(tf.getKernel('Conv2D', 'wasm'))).toBe(true); // the SIMD GEMM conv (installed above)
     expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')).toBeDefined();
     expect(isOurs(tf.getKernel('Conv2DBackpropFilter', 'cpu'))).toBe(false);
     expect(isOurs(tf.getGradient('Conv2D'))).toBe(true);

@@ -1,0 +1,135 @@
+/**
+ * wasm Conv2D and FusedConv2D kernels on our own SIMD GEMM (src/nn/simd): relaxed-SIMD FMA and
+ * worker threads, 1.3–2× XNNPACK's forward conv per core here (docs/performance.md). Because the
+ * gradient kernels of conv-kernels.ts are themselves forward convolutions, training gains too.
+ *
+ * Cases the engine does not take fall through to wasm's own kernel: NCHW, non-float32, FusedConv2D
+ * with an activation other than linear/relu or a bias that is not one value per channel, and
+ * tiny convolutions (below MIN_MACS the copy into the engine's memory costs more than XNNPACK's
+ * cached weights save).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { GemmEngine, type ConvGeometry2d } from '../simd/gemmEngine.js';
+import { mark } from './kernel-util.js';
+
+const MIN_MACS = 2e5;
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+interface ConvAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  activation?: string;
+}
+
+function geometry(info: tf.backend_util.Conv2DInfo): ConvGeometry2d {
+  return {
+    batch: info.batchSize,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    outChannels: info.outChannels,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    dilationHeight: info.dilationHeight,
+    dilationWidth: info.dilationWidth,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+  };
+}
+
+function simdConv(
+  engine: GemmEngine,
+  minMacs: number,
+  native: tf.KernelFunc,
+  args: Parameters<tf.KernelFunc>[0],
+  fused: boolean,
+): tf.TensorInfo | tf.TensorInfo[] {
+  const { inputs, attrs } = args;
+  const backend = args.backend as unknown as WasmBackendLike;
+  const a = attrs as unknown as ConvAttrs;
+  const x = inputs.x as tf.TensorInfo;
+  const filter = inputs.filter as tf.TensorInfo;
+  const bias = fused ? (inputs.bias as tf.TensorInfo | undefined) : undefined;
+  const activation = fused ? (a.activation ?? 'linear') : 'linear';
+  const usable = (a.dataFormat ?? 'NHWC') === 'NHWC' && x.dtype === 'float32' && filter.dtype === 'float32'
+    && (activation === 'linear' || activation === 'relu')
+    && (bias == null || (bias.dtype === 'float32' && tf.util.sizeFromShape(bias.shape) === filter.shape[3]));
+  if (!usable) return native(args);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+    a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
+  );
+  const macs = info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth * info.inChannels;
+  if (macs < minMacs) return native(args);
+  // Allocate first: allocation may grow the wasm heap, which detaches earlier heap views.
+  const out = backend.makeOutput(info.outShape as number[], 'float32');
+  const xv = backend.typedArrayFromHeap(x) as Float32Array;
+  const fv = backend.typedArrayFromHeap(filter) as Float32Array;
+  const bv = bias ? (backend.typedArrayFromHeap(bias) as Float32Array) : null;
+  engine.conv2d(geometry(info), xv, fv, bv, activation === 'relu', backend.typedArrayFromHeap(out) as Float32Array);
+  return out;
+}
+
+let engine: GemmEngine | null = null;
+
+/** The engine behind the wasm conv kernels, if installed. */
+export function simdConvEngine(): GemmEngine | null {
+  return engine;
+}
+
+/**
+ * Replaces wasm's Conv2D and FusedConv2D by the SIMD GEMM versions (keeping wasm's own as the
+ * fallback). No-op without the wasm backend package or when already installed. Returns the engine.
+ * `minMacs`: smaller convolutions keep XNNPACK (tests set 0 to route everything through the engine).
+ */
+export async function installSimdConvKernels(
+  threads = GemmEngine.defaultThreads(),
+  opts: { minMacs?: number } = {},
+): Promise<GemmEngine | null> {
+  const minMacs = opts.minMacs ?? MIN_MACS;
+  if (engine) return engine;
+  const nativeConv = tf.getKernel(tf.Conv2D, 'wasm');
+  const nativeFused = tf.getKernel(tf.FusedConv2D, 'wasm');
+  if (nativeConv == null || nativeFused == null) return null;
+  const e = await GemmEngine.create(threads);
+  engine = e;
+  const wrap = (name: string, nativeCfg: tf.KernelConfig, fused: boolean) => {
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(mark<tf.KernelConfig>({
+      kernelName: name,
+      backendName: 'wasm',
+      setupFunc: nativeCfg.setupFunc,
+      disposeFunc: nativeCfg.disposeFunc,
+      kernelFunc: (args) => simdConv(e, minMacs, nativeCfg.kernelFunc, args, fused),
+    }));
+  };
+  wrap(tf.Conv2D, nativeConv, false);
+  wrap(tf.FusedConv2D, nativeFused, true);
+  uninstallers.push(() => {
+    for (const [name, cfg] of [[tf.Conv2D, nativeConv], [tf.FusedConv2D, nativeFused]] as const) {
+      tf.unregisterKernel(name, 'wasm');
+      tf.registerKernel(cfg);
+    }
+    e.dispose();
+    engine = null;
+  });
+  return e;
+}
+
+const uninstallers: (() => void)[] = [];
+
+/** Restores wasm's own conv kernels and stops the engine's threads (tests, A/B benchmarks). */
+export function uninstallSimdConvKernels(): void {
+  while (uninstallers.length) (uninstallers.pop() as () => void)();
+}

@@ -1,0 +1,248 @@
+import { availableParallelism } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import { CONV_PARAMS, gemmModuleBytes, NR } from './gemmModule.js';
+
+/**
+ * Runs gemmModule.ts's kernels on the calling thread plus `threads − 1` worker threads sharing
+ * one WebAssembly.Memory. Work is split into blocks of output rows claimed dynamically through an
+ * atomic counter, so a busy core slows a call down but never stalls it, and each output element
+ * is computed by exactly one thread in a fixed order: results do not depend on the thread count.
+ *
+ * Control block (Int32 words at byte 0 of the shared memory): [0] job generation (−1 = shut
+ * down), [1] next block to claim, [2] workers finished with the job, [3] number of blocks,
+ * [8..] convBlock's parameters.
+ */
+
+const GEN = 0;
+const NEXT = 1;
+const ACK = 2;
+const NBLOCKS = 3;
+const PARAMS = 8;
+const CONTROL_BYTES = 4096;
+const PAGE = 65536;
+/** K chunk: a kc × 8 B panel (8 KB) stays in L1, an R × kc block of A (≤ 128 KB) in L2. */
+const KC = 256;
+const MAX_ROWS = 128;
+/** Below this many MACs a job runs on the calling thread alone (waking workers costs ~50 µs). */
+const PARALLEL_MIN_MACS = 4e6;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { module, mem, thread, nParams } = workerData;
+const ex = new WebAssembly.Instance(module, { env: { mem } }).exports;
+const ctl = new Int32Array(mem.buffer, 0, 64);
+let gen = 0;
+parentPort.postMessage('ready');
+for (;;) {
+  Atomics.wait(ctl, ${GEN}, gen);
+  gen = Atomics.load(ctl, ${GEN});
+  if (gen < 0) break;
+  const n = ctl[${NBLOCKS}];
+  const p = Array.from(ctl.subarray(${PARAMS}, ${PARAMS} + nParams));
+  for (;;) {
+    const b = Atomics.add(ctl, ${NEXT}, 1);
+    if (b >= n) break;
+    ex.convBlock(...p, thread, b);
+  }
+  Atomics.add(ctl, ${ACK}, 1);
+  Atomics.notify(ctl, ${ACK});
+}
+`;
+
+export interface ConvGeometry2d {
+  /** NHWC input shape */
+  batch: number;
+  inHeight: number;
+  inWidth: number;
+  inChannels: number;
+  filterHeight: number;
+  filterWidth: number;
+  outChannels: number;
+  strideHeight: number;
+  strideWidth: number;
+  dilationHeight: number;
+  dilationWidth: number;
+  padTop: number;
+  padLeft: number;
+  outHeight: number;
+  outWidth: number;
+}
+
+type ConvBlockFn = (...args: number[]) => void;
+
+interface GemmExports {
+  convBlock: ConvBlockFn;
+  packB: (src: number, K: number, N: number, rowStride: number, colStride: number, dst: number) => void;
+}
+
+/** Whether this V8 accepts relaxed SIMD once the flag is set (Node 20: behind a flag; later: on). */
+function relaxedSimdAvailable(): boolean {
+  try {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    /* flag unknown: maybe shipped by default */
+  }
+  try {
+    return WebAssembly.validate(gemmModuleBytes(true));
+  } catch {
+    return false;
+  }
+}
+
+export interface GemmEngineInfo {
+  threads: number;
+  relaxedSimd: boolean;
+}
+
+export class GemmEngine {
+  private readonly mem: WebAssembly.Memory;
+  private readonly ex: GemmExports;
+  private readonly ctl: Int32Array;
+  private workers: Worker[] = [];
+  private disposed = false;
+  /** Convolutions run and their multiply-accumulates (for tests and profiles). */
+  readonly stats = { convs: 0, macs: 0 };
+
+  private constructor(
+    readonly info: GemmEngineInfo,
+    module: WebAssembly.Module,
+  ) {
+    this.mem = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    this.ex = new WebAssembly.Instance(module, { env: { mem: this.mem } }).exports as unknown as GemmExports;
+    this.ctl = new Int32Array(this.mem.buffer, 0, 64);
+  }
+
+  /**
+   * Compiles the module (relaxed SIMD when V8 has it, unless `relaxedSimd: false`) and starts
+   * threads − 1 workers.
+   */
+  static async create(threads = 1, opts: { relaxedSimd?: boolean } = {}): Promise<GemmEngine> {
+    const relaxed = opts.relaxedSimd !== false && relaxedSimdAvailable();
+    const module = new WebAssembly.Module(gemmModuleBytes(relaxed));
+    const engine = new GemmEngine({ threads: Math.max(1, Math.floor(threads)), relaxedSimd: relaxed }, module);
+    const ready: Promise<void>[] = [];
+    for (let t = 1; t < engine.info.threads; t++) {
+      const w = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { module, mem: engine.mem, thread: t, nParams: CONV_PARAMS.length },
+      });
+      // Referenced until it answers (an unref'd worker would let the process exit first), then
+      // unref'd so a blocked worker never keeps a CLI alive.
+      ready.push(new Promise((resolve, reject) => {
+        w.once('message', () => {
+          w.unref();
+          resolve();
+        });
+        w.once('error', reject);
+      }));
+      engine.workers.push(w);
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      engine.dispose();
+      throw e;
+    }
+    return engine;
+  }
+
+  /** Default thread count: ADBENCH_SIMD_THREADS, else the cores Node reports (at most 8). */
+  static defaultThreads(env: NodeJS.ProcessEnv = process.env): number {
+    const raw = env.ADBENCH_SIMD_THREADS;
+    if (raw !== undefined && raw !== '') {
+      const n = Number(raw);
+      if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`ADBENCH_SIMD_THREADS=${raw}: expected an integer from 1 to 64`);
+      return n;
+    }
+    return Math.min(8, availableParallelism());
+  }
+
+  private ensureBytes(bytes: number): void {
+    const need = bytes - this.mem.buffer.byteLength;
+    if (need > 0) this.mem.grow(Math.ceil(need / PAGE));
+  }
+
+  /**
+   * out = act(conv2d(x, filter) + bias) for NHWC x and a [kh, kw, Cin, Cout] filter; `out` must
+   * hold batch·outHeight·outWidth·outChannels floats. Any stride, dilation and padding.
+   */
+  conv2d(g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array): void {
+    if (this.disposed) throw new Error('GemmEngine: used after dispose()');
+    const K = g.filterHeight * g.filterWidth * g.inChannels;
+    const N = g.outChannels;
+    const M = g.batch * g.outHeight * g.outWidth;
+    if (M === 0 || N === 0) return;
+    if (K === 0) {
+      out.fill(0);
+      return;
+    }
+    this.stats.convs++;
+    this.stats.macs += M * K * N;
+    const panels = Math.ceil(N / NR);
+    const threads = this.info.threads;
+    const macs = M * K * N;
+    const parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
+    const want = parallel ? Math.ceil(M / (threads * 4)) : M;
+    const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
+    const nBlocks = Math.ceil(M / R);
+    const align = (n: number) => Math.ceil(n / 64) * 64;
+    const xOff = CONTROL_BYTES;
+    const bpOff = align(xOff + x.length * 4 + 4 * K * 4); // slack: padded rows of a direct A read past x
+    const filterOff = align(bpOff + panels * K * NR * 4);
+    const biasOff = align(filterOff + filter.length * 4);
+    const outOff = align(biasOff + N * 4 + 16);
+    const scratchOff = align(outOff + out.length * 4);
+    const scratchStride = align((R * K + R * panels * NR) * 4);
+    this.ensureBytes(scratchOff + scratchStride * threads);
+    const f32 = new Float32Array(this.mem.buffer);
+    f32.set(x, xOff / 4);
+    f32.set(filter, filterOff / 4);
+    this.ex.packB(filterOff, K, N, N, 1, bpOff);
+    if (bias) f32.set(bias, biasOff / 4);
+    const direct = g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1
+      && g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
+    const params = [
+      xOff, g.inHeight, g.inWidth, g.inChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
+      g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft, g.outHeight, g.outWidth,
+      M, K, N, panels, R, KC, bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride, direct ? 1 : 0,
+    ];
+    this.run(params, nBlocks, parallel);
+    out.set(new Float32Array(this.mem.buffer, outOff, out.length));
+  }
+
+  private run(params: number[], nBlocks: number, parallel: boolean): void {
+    const ctl = this.ctl;
+    const convBlock = this.ex.convBlock;
+    if (!parallel || this.workers.length === 0 || nBlocks < 2) {
+      for (let b = 0; b < nBlocks; b++) convBlock(...params, 0, b);
+      return;
+    }
+    ctl.set(params, PARAMS);
+    ctl[NBLOCKS] = nBlocks;
+    Atomics.store(ctl, NEXT, 0);
+    Atomics.store(ctl, ACK, 0);
+    Atomics.add(ctl, GEN, 1);
+    Atomics.notify(ctl, GEN);
+    for (;;) {
+      const b = Atomics.add(ctl, NEXT, 1);
+      if (b >= nBlocks) break;
+      convBlock(...params, 0, b);
+    }
+    const n = this.workers.length;
+    for (;;) {
+      const acked = Atomics.load(ctl, ACK);
+      if (acked >= n) break;
+      Atomics.wait(ctl, ACK, acked, 1000);
+    }
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    Atomics.store(this.ctl, GEN, -1);
+    Atomics.notify(this.ctl, GEN);
+    for (const w of this.workers) void w.terminate();
+    this.workers = [];
+  }
+}

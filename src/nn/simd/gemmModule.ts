@@ -1,0 +1,332 @@
+/**
+ * The wasm SIMD convolution/GEMM kernels, generated as a module (see wasmEncoder.ts).
+ *
+ * Why our own GEMM: tfjs-backend-wasm's XNNPACK build (tfjs 4.22) runs convolutions at 8–9 GMAC/s
+ * per core here; wasm SIMD without FMA caps a core near 10 GMAC/s (one f32x4 mul + one f32x4 add
+ * per multiply-add of 4 lanes). V8 implements the relaxed-SIMD `f32x4.relaxed_madd` with the
+ * CPU's FMA, which doubles that cap; a 4×8 register tile (8 accumulators, 2 B vectors, 1 A splat)
+ * measured 17.3 GMAC/s on one core of this machine's Xeon (plain mul+add: 11.3).
+ *
+ * Layout (GotoBLAS-style, Goto & van de Geijn 2008): A = im2col rows of the NHWC input, one row
+ * per output pixel, K = kh·kw·Cin values in the filter's own [kh, kw, Cin] order; B = the filter
+ * [K, Cout] packed into panels of 8 output channels ([Cout/8][K][8], zero-padded), so a panel of
+ * kc rows stays in L1 while a block of R im2col rows (≤ 128 KB per kc chunk) stays in L2; C is
+ * accumulated over K in chunks of kc. Every output element is computed by one thread with the
+ * same summation order whatever the thread count, so results are deterministic.
+ */
+import { encodeModule, F32, FunctionDef, I32, op, V128, ValType, Code } from './wasmEncoder.js';
+
+class Fn {
+  private readonly names = new Map<string, number>();
+  readonly params: ValType[] = [];
+  readonly locals: ValType[] = [];
+
+  constructor(paramNames: string[]) {
+    for (const n of paramNames) {
+      this.names.set(n, this.params.length);
+      this.params.push(I32);
+    }
+  }
+
+  local(name: string, type: ValType = I32): number {
+    this.names.set(name, this.params.length + this.locals.length);
+    this.locals.push(type);
+    return this.names.get(name) as number;
+  }
+
+  /** local.get by name */
+  g(name: string): Code {
+    const i = this.names.get(name);
+    if (i === undefined) throw new Error(`gemmModule: unknown local ${name}`);
+    return op.get(i);
+  }
+
+  s(name: string, v: Code): Code {
+    const i = this.names.get(name);
+    if (i === undefined) throw new Error(`gemmModule: unknown local ${name}`);
+    return op.set(i, v);
+  }
+
+  def(name: string, body: Code[]): FunctionDef {
+    return { name, params: this.params, locals: this.locals, body };
+  }
+}
+
+export const MR = 4;
+export const NR = 8;
+
+/** Function indices in the module (call targets). */
+const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4 } as const;
+
+/**
+ * gemm(rows, panels, kc, a, lda, bp, panelStride, c, ldc, accumulate): for every 8-column panel j
+ * and every 4-row tile i, C[i.., 8j..] (+)= A[i.., 0..kc) · Bpanel_j[0..kc). rows % 4 == 0, kc ≥ 1;
+ * lda, panelStride, ldc in bytes.
+ */
+function gemm(relaxed: boolean): FunctionDef {
+  const f = new Fn(['rows', 'panels', 'kc', 'a', 'lda', 'bp', 'panelStride', 'c', 'ldc', 'accumulate']);
+  for (const n of ['j', 'i', 'k', 'ap', 'bq', 'cp', 'bpan', 'lda2', 'lda3']) f.local(n);
+  f.local('b0', V128);
+  f.local('b1', V128);
+  f.local('av', V128);
+  const acc: string[] = [];
+  for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) acc.push(`c${r}${h}`);
+  for (const n of acc) f.local(n, V128);
+  const madd = (a: Code, b: Code, c: Code): Code => (relaxed ? op.f32x4RelaxedMadd(a, b, c) : op.f32x4Add(c, op.f32x4Mul(a, b)));
+  const rowAddr = (base: Code, r: number): Code =>
+    r === 0 ? base : op.add(base, r === 1 ? f.g('lda') : r === 2 ? f.g('lda2') : f.g('lda3'));
+  const cRow = (r: number): Code => (r === 0 ? f.g('cp') : op.add(f.g('cp'), op.mul(f.g('ldc'), op.i32(r))));
+  const body: Code[] = [
+    f.s('lda2', op.add(f.g('lda'), f.g('lda'))),
+    f.s('lda3', op.add(f.g('lda2'), f.g('lda'))),
+    f.s('j', op.i32(0)),
+    f.s('bpan', f.g('bp')),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
+      f.s('i', op.i32(0)),
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
+        f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
+        ...acc.map((n) => f.s(n, op.v128Zero())),
+        op.if_(f.g('accumulate'),
+          ...acc.map((n) => f.s(n, op.v128Load(cRow(Number(n[1])), Number(n[2]) * 16)))),
+        f.s('ap', op.add(f.g('a'), op.mul(f.g('i'), f.g('lda')))),
+        f.s('bq', f.g('bpan')),
+        f.s('k', f.g('kc')),
+        op.loop(
+          f.s('b0', op.v128Load(f.g('bq'))),
+          f.s('b1', op.v128Load(f.g('bq'), 16)),
+          ...Array.from({ length: MR }, (_, r) => [
+            f.s('av', op.v128Load32Splat(rowAddr(f.g('ap'), r))),
+            f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
+            f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
+          ]),
+          f.s('ap', op.add(f.g('ap'), op.i32(4))),
+          f.s('bq', op.add(f.g('bq'), op.i32(32))),
+          f.s('k', op.sub(f.g('k'), op.i32(1))),
+          op.brIf(0, f.g('k')),
+        ),
+        ...Array.from({ length: MR }, (_, r) => [
+          op.v128Store(cRow(r), f.g(`c${r}0`)),
+          op.v128Store(cRow(r), f.g(`c${r}1`), 16),
+        ]),
+        f.s('i', op.add(f.g('i'), op.i32(MR))),
+        op.br(0),
+      )),
+      f.s('j', op.add(f.g('j'), op.i32(1))),
+      f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
+      op.br(0),
+    )),
+  ];
+  return f.def('gemm', body);
+}
+
+/**
+ * im2col(x, H, W, C, kh, kw, sh, sw, dh, dw, padT, padL, OH, OW, p0, count, dst): rows
+ * p0..p0+count of the patch matrix (output pixel p = (n·OH + oy)·OW + ox), each K = kh·kw·C floats,
+ * zero where the tap falls in the padding. A run of kw taps that is fully inside the row and
+ * undilated is one copy of kw·C floats (NHWC keeps it contiguous).
+ */
+function im2col(): FunctionDef {
+  const f = new Fn(['x', 'H', 'W', 'C', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'padT', 'padL', 'OH', 'OW', 'p0', 'count', 'dst']);
+  for (const n of ['p', 'pEnd', 'n', 'rem', 'oy', 'ox', 'ky', 'kx', 'iy', 'ix', 'ix0', 'cb', 'd', 'rowBase', 'ohow']) f.local(n);
+  const inRange = (v: Code, hi: Code): Code => op.ltU(v, hi); // unsigned compare: v < 0 wraps high
+  const body: Code[] = [
+    f.s('cb', op.shl(f.g('C'), op.i32(2))),
+    f.s('ohow', op.mul(f.g('OH'), f.g('OW'))),
+    f.s('p', f.g('p0')),
+    f.s('pEnd', op.add(f.g('p0'), f.g('count'))),
+    f.s('d', f.g('dst')),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('p'), f.g('pEnd'))),
+      f.s('n', op.divS(f.g('p'), f.g('ohow'))),
+      f.s('rem', op.sub(f.g('p'), op.mul(f.g('n'), f.g('ohow')))),
+      f.s('oy', op.divS(f.g('rem'), f.g('OW'))),
+      f.s('ox', op.sub(f.g('rem'), op.mul(f.g('oy'), f.g('OW')))),
+      f.s('ix0', op.sub(op.mul(f.g('ox'), f.g('sw')), f.g('padL'))),
+      f.s('ky', op.i32(0)),
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('ky'), f.g('kh'))),
+        f.s('iy', op.add(op.sub(op.mul(f.g('oy'), f.g('sh')), f.g('padT')), op.mul(f.g('ky'), f.g('dh')))),
+        op.block(
+          // whole row outside: zeros
+          op.if_(op.eqz(inRange(f.g('iy'), f.g('H'))),
+            op.memoryFill(f.g('d'), op.i32(0), op.mul(f.g('kw'), f.g('cb'))),
+            f.s('d', op.add(f.g('d'), op.mul(f.g('kw'), f.g('cb')))),
+            op.br(1)),
+          f.s('rowBase', op.add(f.g('x'), op.mul(op.mul(op.add(op.mul(f.g('n'), f.g('H')), f.g('iy')), f.g('W')), f.g('cb')))),
+          // contiguous run: dw == 1, ix0 >= 0, ix0 + kw <= W
+          op.if_(op.and(op.and(op.eqz(op.sub(f.g('dw'), op.i32(1))), op.geS(f.g('ix0'), op.i32(0))),
+            op.geS(f.g('W'), op.add(f.g('ix0'), f.g('kw')))),
+            op.memoryCopy(f.g('d'), op.add(f.g('rowBase'), op.mul(f.g('ix0'), f.g('cb'))), op.mul(f.g('kw'), f.g('cb'))),
+            f.s('d', op.add(f.g('d'), op.mul(f.g('kw'), f.g('cb')))),
+            op.br(1)),
+          f.s('kx', op.i32(0)),
+          op.block(op.loop(
+            op.brIf(1, op.geS(f.g('kx'), f.g('kw'))),
+            f.s('ix', op.add(f.g('ix0'), op.mul(f.g('kx'), f.g('dw')))),
+            op.block(
+              op.if_(inRange(f.g('ix'), f.g('W')),
+                op.memoryCopy(f.g('d'), op.add(f.g('rowBase'), op.mul(f.g('ix'), f.g('cb'))), f.g('cb')),
+                op.br(1)),
+              op.memoryFill(f.g('d'), op.i32(0), f.g('cb')),
+            ),
+            f.s('d', op.add(f.g('d'), f.g('cb'))),
+            f.s('kx', op.add(f.g('kx'), op.i32(1))),
+            op.br(0),
+          )),
+        ),
+        f.s('ky', op.add(f.g('ky'), op.i32(1))),
+        op.br(0),
+      )),
+      f.s('p', op.add(f.g('p'), op.i32(1))),
+      op.br(0),
+    )),
+  ];
+  return f.def('im2col', body);
+}
+
+/**
+ * finish(c, ldc, rows, N, out, bias, relu): out[r, 0..N) = C[r, 0..N) (+ bias) (max 0 if relu),
+ * dropping the padded columns of the last panel. bias = 0 means none. ldc in bytes.
+ */
+function finish(): FunctionDef {
+  const f = new Fn(['c', 'ldc', 'rows', 'N', 'out', 'bias', 'relu']);
+  for (const n of ['r', 'j', 'n4', 'cp', 'op_']) f.local(n);
+  f.local('v', V128);
+  f.local('t', F32);
+  const body: Code[] = [
+    f.s('n4', op.and(f.g('N'), op.i32(-4))),
+    f.s('r', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('r'), f.g('rows'))),
+      f.s('cp', op.add(f.g('c'), op.mul(f.g('r'), f.g('ldc')))),
+      f.s('op_', op.add(f.g('out'), op.shl(op.mul(f.g('r'), f.g('N')), op.i32(2)))),
+      f.s('j', op.i32(0)),
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('j'), f.g('n4'))),
+        f.s('v', op.v128Load(op.add(f.g('cp'), op.shl(f.g('j'), op.i32(2))))),
+        op.if_(f.g('bias'), f.s('v', op.f32x4Add(f.g('v'), op.v128Load(op.add(f.g('bias'), op.shl(f.g('j'), op.i32(2))))))),
+        op.if_(f.g('relu'), f.s('v', op.f32x4Max(f.g('v'), op.v128Zero()))),
+        op.v128Store(op.add(f.g('op_'), op.shl(f.g('j'), op.i32(2))), f.g('v')),
+        f.s('j', op.add(f.g('j'), op.i32(4))),
+        op.br(0),
+      )),
+      // tail columns (N % 4), scalar
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('j'), f.g('N'))),
+        f.s('t', op.f32Load(op.add(f.g('cp'), op.shl(f.g('j'), op.i32(2))))),
+        op.if_(f.g('bias'), f.s('t', op.f32Add(f.g('t'), op.f32Load(op.add(f.g('bias'), op.shl(f.g('j'), op.i32(2))))))),
+        op.if_(f.g('relu'), f.s('t', op.f32Max(f.g('t'), op.f32Zero()))),
+        op.f32Store(op.add(f.g('op_'), op.shl(f.g('j'), op.i32(2))), f.g('t')),
+        f.s('j', op.add(f.g('j'), op.i32(1))),
+        op.br(0),
+      )),
+      f.s('r', op.add(f.g('r'), op.i32(1))),
+      op.br(0),
+    )),
+  ];
+  return f.def('finish', body);
+}
+
+/** Parameters of convBlock, in order; the engine writes them to its control block. */
+export const CONV_PARAMS = [
+  'x', 'H', 'W', 'C', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'padT', 'padL', 'OH', 'OW',
+  'M', 'K', 'N', 'panels', 'R', 'kc', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride', 'direct',
+] as const;
+
+/**
+ * convBlock(...CONV_PARAMS, thread, block): output rows [block·R, min(M, block·R + R)) of one
+ * convolution: im2col into this thread's scratch (or, for 1×1 stride-1 unpadded convs, A = x
+ * itself), K in chunks of kc through gemm into a C scratch of `panels`·8 columns, then finish into
+ * out. Scratch per thread: R·K floats of A, then R·panels·8 floats of C.
+ */
+function convBlock(): FunctionDef {
+  const f = new Fn([...CONV_PARAMS, 'thread', 'block']);
+  for (const n of ['p0', 'rows', 'rowsPad', 'a', 'lda', 'cs', 'k0', 'kcNow', 'ldc']) f.local(n);
+  const body: Code[] = [
+    f.s('p0', op.mul(f.g('block'), f.g('R'))),
+    f.s('rows', f.g('R')),
+    op.if_(op.ltS(op.sub(f.g('M'), f.g('p0')), f.g('R')), f.s('rows', op.sub(f.g('M'), f.g('p0')))),
+    f.s('rowsPad', op.and(op.add(f.g('rows'), op.i32(MR - 1)), op.i32(-MR))),
+    f.s('a', op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')))),
+    f.s('cs', op.add(f.g('a'), op.shl(op.mul(f.g('R'), f.g('K')), op.i32(2)))),
+    f.s('lda', op.shl(f.g('K'), op.i32(2))),
+    f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
+    op.if_(f.g('direct'),
+      f.s('a', op.add(f.g('x'), op.mul(f.g('p0'), f.g('lda'))))),
+    op.if_(op.eqz(f.g('direct')),
+      op.call(F.im2col, f.g('x'), f.g('H'), f.g('W'), f.g('C'), f.g('kh'), f.g('kw'), f.g('sh'), f.g('sw'), f.g('dh'), f.g('dw'),
+        f.g('padT'), f.g('padL'), f.g('OH'), f.g('OW'), f.g('p0'), f.g('rows'), f.g('a')),
+      op.memoryFill(op.add(f.g('a'), op.mul(f.g('rows'), f.g('lda'))), op.i32(0), op.mul(op.sub(f.g('rowsPad'), f.g('rows')), f.g('lda')))),
+    f.s('k0', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('k0'), f.g('K'))),
+      f.s('kcNow', op.sub(f.g('K'), f.g('k0'))),
+      op.if_(op.ltS(f.g('kc'), f.g('kcNow')), f.s('kcNow', f.g('kc'))),
+      op.call(F.gemm, f.g('rowsPad'), f.g('panels'), f.g('kcNow'), op.add(f.g('a'), op.shl(f.g('k0'), op.i32(2))), f.g('lda'),
+        op.add(f.g('bp'), op.shl(f.g('k0'), op.i32(5))), op.shl(f.g('K'), op.i32(5)), f.g('cs'), f.g('ldc'), f.g('k0')),
+      f.s('k0', op.add(f.g('k0'), f.g('kcNow'))),
+      op.br(0),
+    )),
+    op.call(F.finish, f.g('cs'), f.g('ldc'), f.g('rows'), f.g('N'), op.add(f.g('out'), op.shl(op.mul(f.g('p0'), f.g('N')), op.i32(2))),
+      f.g('bias'), f.g('relu')),
+  ];
+  return f.def('convBlock', body);
+}
+
+/**
+ * packB(src, K, N, rowStride, colStride, dst): B[k, n] = src[k·rowStride + n·colStride] (element
+ * strides, so a transposed operand packs without a transpose pass) into panels [ceil(N/8)][K][8],
+ * zero-filled past N.
+ */
+function packB(): FunctionDef {
+  const f = new Fn(['src', 'K', 'N', 'rowStride', 'colStride', 'dst']);
+  for (const n of ['j', 'k', 'c', 'col', 'd', 'rs', 'cs', 'srcRow']) f.local(n);
+  const body: Code[] = [
+    f.s('rs', op.shl(f.g('rowStride'), op.i32(2))),
+    f.s('cs', op.shl(f.g('colStride'), op.i32(2))),
+    f.s('d', f.g('dst')),
+    f.s('j', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('j'), f.g('N'))),
+      f.s('k', op.i32(0)),
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('k'), f.g('K'))),
+        f.s('srcRow', op.add(op.add(f.g('src'), op.mul(f.g('k'), f.g('rs'))), op.mul(f.g('j'), f.g('cs')))),
+        op.block(
+          // fast path: a full panel of contiguous columns
+          op.if_(op.and(op.eqz(op.sub(f.g('colStride'), op.i32(1))), op.geS(f.g('N'), op.add(f.g('j'), op.i32(NR)))),
+            op.v128Store(f.g('d'), op.v128Load(f.g('srcRow'))),
+            op.v128Store(f.g('d'), op.v128Load(f.g('srcRow'), 16), 16),
+            op.br(1)),
+          f.s('c', op.i32(0)),
+          op.block(op.loop(
+            op.brIf(1, op.geS(f.g('c'), op.i32(NR))),
+            f.s('col', op.add(f.g('j'), f.g('c'))),
+            op.block(
+              op.if_(op.ltS(f.g('col'), f.g('N')),
+                op.f32Store(op.add(f.g('d'), op.shl(f.g('c'), op.i32(2))), op.f32Load(op.add(f.g('srcRow'), op.mul(f.g('c'), f.g('cs'))))),
+                op.br(1)),
+              op.f32Store(op.add(f.g('d'), op.shl(f.g('c'), op.i32(2))), op.f32Zero()),
+            ),
+            f.s('c', op.add(f.g('c'), op.i32(1))),
+            op.br(0),
+          )),
+        ),
+        f.s('d', op.add(f.g('d'), op.i32(NR * 4))),
+        f.s('k', op.add(f.g('k'), op.i32(1))),
+        op.br(0),
+      )),
+      f.s('j', op.add(f.g('j'), op.i32(NR))),
+      op.br(0),
+    )),
+  ];
+  return f.def('packB', body);
+}
+
+/** The module's bytes; `relaxed` selects f32x4.relaxed_madd (FMA) over mul + add. */
+export function gemmModuleBytes(relaxed: boolean): Uint8Array<ArrayBuffer> {
+  const fns = [gemm(relaxed), im2col(), finish(), convBlock(), packB()];
+  return encodeModule(fns);
+}

@@ -1,0 +1,178 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import { installSimdConvKernels, simdConvEngine, uninstallSimdConvKernels } from '../src/nn/kernels/conv2d-simd.js';
+import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
+import { isOurs } from '../src/nn/kernels/kernel-util.js';
+import { GemmEngine } from '../src/nn/simd/gemmEngine.js';
+import { gemmModuleBytes } from '../src/nn/simd/gemmModule.js';
+
+/** Deterministic pseudo-random values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, 1e-12);
+}
+
+type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+interface Case {
+  x: [number, number, number, number];
+  f: [number, number, number, number];
+  stride: number | [number, number];
+  dilation: number;
+  pad: Pad;
+  /** FusedConv2D with bias and this activation; undefined = plain Conv2D */
+  act?: 'linear' | 'relu' | 'elu';
+}
+
+// Geometries that reach every path of the engine: im2col runs (contiguous and per tap), zero
+// padding on every side, asymmetric explicit padding, 'same' with stride 2 (tfjs pads
+// asymmetrically), dilation, the 1×1 direct path with a row count that is not a multiple of 4,
+// output channels 1..17 (partial panels, scalar tails), non-square odd images, batch > 1,
+// 7×7 stride-2 stems, and a kernel-sized "filter" as the gradient convolutions use.
+const CASES: Case[] = [
+  { x: [2, 9, 11, 5], f: [3, 3, 5, 7], stride: 1, dilation: 1, pad: 'same' },
+  { x: [1, 13, 10, 6], f: [5, 3, 6, 9], stride: 2, dilation: 1, pad: 'valid' },
+  { x: [2, 16, 15, 8], f: [3, 3, 8, 17], stride: 1, dilation: 2, pad: [[0, 0], [2, 2], [2, 2], [0, 0]] },
+  { x: [2, 17, 15, 4], f: [7, 7, 4, 8], stride: 2, dilation: 1, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+  { x: [1, 12, 12, 3], f: [3, 3, 3, 16], stride: 2, dilation: 1, pad: 'same' },
+  { x: [1, 11, 9, 16], f: [3, 3, 16, 8], stride: 1, dilation: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+  { x: [3, 7, 9, 24], f: [1, 1, 24, 12], stride: 1, dilation: 1, pad: 'valid' },
+  { x: [2, 10, 10, 32], f: [1, 1, 32, 1], stride: 2, dilation: 1, pad: 'valid' },
+  { x: [1, 20, 20, 32], f: [3, 3, 32, 64], stride: 1, dilation: 1, pad: 'same' },
+  { x: [4, 18, 18, 2], f: [16, 16, 2, 3], stride: 1, dilation: 1, pad: 'valid' },
+  { x: [2, 9, 11, 5], f: [3, 3, 5, 7], stride: 1, dilation: 1, pad: 'same', act: 'relu' },
+  { x: [1, 16, 16, 8], f: [3, 3, 8, 12], stride: 2, dilation: 1, pad: 'same', act: 'linear' },
+  { x: [1, 16, 16, 8], f: [3, 3, 8, 12], stride: 1, dilation: 1, pad: 'same', act: 'elu' },
+];
+
+function runCase(c: Case, seed: number): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(values(c.x.reduce((a, b) => a * b), seed), c.x);
+    const f = tf.tensor4d(values(c.f.reduce((a, b) => a * b), seed + 1), c.f);
+    if (c.act) {
+      const bias = tf.tensor1d(values(c.f[3], seed + 2));
+      return tf.fused.conv2d({ x, filter: f, strides: c.stride, pad: c.pad, dilations: c.dilation, bias, activation: c.act }).dataSync() as Float32Array;
+    }
+    return tf.conv2d(x, f, c.stride, c.pad, 'NHWC', c.dilation).dataSync() as Float32Array;
+  });
+}
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  registerWasmTrainingKernels();
+  // minMacs 0: every case below runs on the engine, however small.
+  await installSimdConvKernels(2, { minMacs: 0 });
+});
+
+afterAll(() => uninstallSimdConvKernels());
+
+describe('SIMD GEMM conv kernels on wasm', () => {
+  it('replace Conv2D and FusedConv2D, with relaxed SIMD where V8 has it', () => {
+    expect(isOurs(tf.getKernel('Conv2D', 'wasm'))).toBe(true);
+    expect(isOurs(tf.getKernel('FusedConv2D', 'wasm'))).toBe(true);
+    const engine = simdConvEngine();
+    expect(engine?.info.threads).toBe(2);
+    // Node 20 has relaxed SIMD behind a flag that the engine sets; later versions ship it.
+    expect(engine?.info.relaxedSimd).toBe(true);
+  });
+
+  it.each(CASES.map((c, i) => [i, c] as const))('case %i matches the cpu backend', async (i, c) => {
+    const engine = simdConvEngine() as GemmEngine;
+    const before = engine.stats.convs;
+    const got = runCase(c, 10 * i + 1);
+    // elu is not fused by the engine: that case must fall back to XNNPACK's FusedConv2D
+    expect(engine.stats.convs - before).toBe(c.act === 'elu' ? 0 : 1);
+    await tf.setBackend('cpu');
+    const want = runCase(c, 10 * i + 1);
+    await tf.setBackend('wasm');
+    expect(relErr(got, want)).toBeLessThan(2e-6);
+  });
+
+  it('does not leak tensors', () => {
+    const c = CASES[0];
+    runCase(c, 3);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) runCase(c, 3);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('GemmEngine', () => {
+  it('gives bit-identical results with 1 and 2 threads (work split by rows, fixed order)', async () => {
+    const g = {
+      batch: 2, inHeight: 24, inWidth: 20, inChannels: 32, filterHeight: 3, filterWidth: 3, outChannels: 40,
+      strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 1, padLeft: 1, outHeight: 24, outWidth: 20,
+    };
+    const x = values(2 * 24 * 20 * 32, 5);
+    const f = values(3 * 3 * 32 * 40, 6);
+    const bias = values(40, 7);
+    const macs = 2 * 24 * 20 * 40 * 9 * 32;
+    expect(macs).toBeGreaterThan(4e6); // above the engine's threshold for using its workers
+    const outs: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      const e = await GemmEngine.create(threads);
+      const out = new Float32Array(2 * 24 * 20 * 40);
+      e.conv2d(g, x, f, bias, true, out);
+      e.dispose();
+      outs.push(out);
+    }
+    expect(Buffer.from(outs[1].buffer).equals(Buffer.from(outs[0].buffer))).toBe(true);
+    expect(outs[0].some((v) => v > 0)).toBe(true);
+    expect(outs[0].every((v) => v >= 0)).toBe(true); // relu
+  });
+
+  it('plain SIMD (no relaxed madd) and relaxed agree to float rounding', async () => {
+    expect(WebAssembly.validate(gemmModuleBytes(false))).toBe(true);
+    const g = {
+      batch: 1, inHeight: 10, inWidth: 10, inChannels: 20, filterHeight: 3, filterWidth: 3, outChannels: 9,
+      strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: 8, outWidth: 8,
+    };
+    const x = values(10 * 10 * 20, 8);
+    const f = values(3 * 3 * 20 * 9, 9);
+    const outs: Float32Array[] = [];
+    for (const relaxedSimd of [false, true]) {
+      const e = await GemmEngine.create(1, { relaxedSimd });
+      expect(e.info.relaxedSimd).toBe(relaxedSimd);
+      const out = new Float32Array(8 * 8 * 9);
+      e.conv2d(g, x, f, null, false, out);
+      e.dispose();
+      outs.push(out);
+    }
+    expect(relErr(outs[1], outs[0])).toBeLessThan(1e-5);
+    // a direct reference for one output element: (n=0, y=3, x=5, c=4)
+    let ref = 0;
+    for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) for (let ci = 0; ci < 20; ci++) {
+      ref += x[((3 + ky) * 10 + 5 + kx) * 20 + ci] * f[((ky * 3 + kx) * 20 + ci) * 9 + 4];
+    }
+    expect(outs[0][(3 * 8 + 5) * 9 + 4]).toBeCloseTo(ref, 4);
+  });
+
+  it('rejects use after dispose and a bad ADBENCH_SIMD_THREADS', async () => {
+    const e = await GemmEngine.create(1);
+    e.dispose();
+    expect(() => e.conv2d({
+      batch: 1, inHeight: 1, inWidth: 1, inChannels: 1, filterHeight: 1, filterWidth: 1, outChannels: 1,
+      strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: 1, outWidth: 1,
+    }, new Float32Array(1), new Float32Array(1), null, false, new Float32Array(1))).toThrow(/dispose/);
+    expect(() => GemmEngine.defaultThreads({ ADBENCH_SIMD_THREADS: 'two' })).toThrow(/ADBENCH_SIMD_THREADS=two/);
+    expect(GemmEngine.defaultThreads({ ADBENCH_SIMD_THREADS: '3' })).toBe(3);
+  });
+});
