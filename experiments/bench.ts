@@ -21,6 +21,7 @@
  *            single-threaded and threaded selection, which must pick identical indices
  * The wasm backend is single-threaded unless ADBENCH_WASM_THREADS=N is set (src/backendThreads.ts);
  * the coreset's own worker threads follow ADBENCH_CORESET_THREADS (default 2).
+ * ADBENCH_LAYER_FUSION=0 runs the layers unfused (plain op chains, src/nn/fusion.ts), for A/B runs.
  * With --torch, experiments/bench/torch_bench.py runs the same shapes in PyTorch (/usr/bin/python3,
  * `--torch-threads` threads) right after each section, and the table shows the throughput ratio
  * tfjs/PyTorch (1.0 = parity; > 1 = tfjs faster). Weights and data are random: timing does not
@@ -36,7 +37,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseBackendChoice, type BackendChoice } from '../src/backend.js';
 import { setupRuntime } from '../src/runtime.js';
 import { activeWasmThreads } from '../src/backendThreads.js';
-import { installFusedLayers } from './bench/fused.js';
+import { layerFusionEnabled } from '../src/nn/fusion.js';
 import { Riad } from '../src/models/riad/model.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
 import { countMacs, totalMacs } from '../src/energy/macs.js';
@@ -65,8 +66,6 @@ interface Args {
   child: Section | null;
   /** Sub-job of a section (train: index into DRAEM_STEPS), each in its own child process. */
   part: number;
-  /** --fused: prototype fused BatchNorm / 'same'-padded convs (experiments/bench/fused.ts). */
-  fused: boolean;
   /** --repeat N: alternate tfjs/PyTorch N times and keep each side's fastest run. */
   repeat: number;
   /** --train-parts 0,1: only these DRAEM_STEPS. */
@@ -93,7 +92,6 @@ function parseArgs(argv: string[]): Args {
     child: (child as Section | undefined) ?? null,
     part: Number(get('--part') ?? 0),
     repeat: Math.max(1, Number(get('--repeat') ?? 1)),
-    fused: argv.includes('--fused'),
     trainParts: get('--train-parts')?.split(',').map(Number) ?? null,
   };
 }
@@ -331,7 +329,7 @@ function coresetSection(quick: boolean): { rows: Row[]; notes: string[] } {
 async function runChild(args: Args, section: Section): Promise<void> {
   const info = await setupRuntime(args.backend);
   const notes: string[] = [];
-  if (args.fused) notes.push(`--fused: ${installFusedLayers()}`);
+  if (!layerFusionEnabled()) notes.push('ADBENCH_LAYER_FUSION=0: layers unfused (plain op chains, src/nn/fusion.ts)');
   let rows: Row[] = [];
   if (section === 'conv') rows = convSection(args.quick);
   if (section === 'wrn50') rows = wrn50Section(args.quick);
@@ -439,7 +437,7 @@ function mergeBest(a: ChildResult, b: ChildResult): ChildResult {
 }
 
 function runSectionChild(section: Section, part: number, args: Args): ChildResult {
-  const passthrough = ['--backend', args.backend, '--part', String(part), ...(args.quick ? ['--quick'] : []), ...(args.fused ? ['--fused'] : [])];
+  const passthrough = ['--backend', args.backend, '--part', String(part), ...(args.quick ? ['--quick'] : [])];
   const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', section, ...passthrough], {
     encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'pipe'],
   });
