@@ -106,6 +106,27 @@ describe('SIMD GEMM conv kernels on wasm', () => {
     expect(relErr(got, want)).toBeLessThan(2e-6);
   });
 
+  it.each([
+    { a: [5, 7], b: [7, 9], tA: false, tB: false, engineCalls: 1 },
+    { a: [5, 7], b: [9, 7], tA: false, tB: true, engineCalls: 1 },
+    { a: [2, 3, 5, 7], b: [7, 9], tA: false, tB: false, engineCalls: 1 },
+    { a: [2, 5, 7], b: [1, 9, 7], tA: false, tB: true, engineCalls: 1 },
+    { a: [7, 5], b: [7, 9], tA: true, tB: false, engineCalls: 1 }, // transposed by matmul.ts, then here
+    { a: [2, 5, 7], b: [2, 7, 9], tA: false, tB: false, engineCalls: 0 }, // batched B: wasm's own
+  ])('matMul $a x $b (transposeA $tA, transposeB $tB) matches the cpu backend', async ({ a, b, tA, tB, engineCalls }) => {
+    const run = () => tf.tidy(() => tf.matMul(
+      tf.tensor(values(a.reduce((p, q) => p * q), 11), a), tf.tensor(values(b.reduce((p, q) => p * q), 12), b), tA, tB,
+    ).dataSync() as Float32Array);
+    const engine = simdConvEngine() as GemmEngine;
+    const before = engine.stats.convs;
+    const got = run();
+    expect(engine.stats.convs - before).toBe(engineCalls);
+    await tf.setBackend('cpu');
+    const want = run();
+    await tf.setBackend('wasm');
+    expect(relErr(got, want)).toBeLessThan(2e-6);
+  });
+
   it('does not leak tensors', () => {
     const c = CASES[0];
     runCase(c, 3);

@@ -1,5 +1,5 @@
 /**
- * wasm Conv2D and FusedConv2D kernels on our own SIMD GEMM (src/nn/simd): relaxed-SIMD FMA and
+ * wasm Conv2D, FusedConv2D and BatchMatMul kernels on our own SIMD GEMM (src/nn/simd): relaxed-SIMD FMA and
  * worker threads, 1.3–2× XNNPACK's forward conv per core here (docs/performance.md). Because the
  * gradient kernels of conv-kernels.ts are themselves forward convolutions, training gains too.
  *
@@ -81,6 +81,40 @@ function simdConv(
   return out;
 }
 
+interface MatMulAttrs {
+  transposeA: boolean;
+  transposeB: boolean;
+}
+
+/**
+ * BatchMatMul with an unbatched B and no transposed A ([..., M, K] · [K, N] or · [N, K]ᵀ): one
+ * [batch·M, K] product on the engine. Everything else goes to the kernel registered before (our
+ * matmul.ts wrapper, which rewrites transposed and broadcast cases into plain products that come
+ * back here).
+ */
+function simdMatMul(engine: GemmEngine, minMacs: number, inner: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
+  const { transposeA, transposeB } = args.attrs as unknown as MatMulAttrs;
+  const backend = args.backend as unknown as WasmBackendLike;
+  const a = args.inputs.a as tf.TensorInfo;
+  const b = args.inputs.b as tf.TensorInfo;
+  if (transposeA || a.dtype !== 'float32' || b.dtype !== 'float32' || b.shape.length < 2) return inner(args);
+  const rb = b.shape.length;
+  if (tf.util.sizeFromShape(b.shape.slice(0, -2)) !== 1) return inner(args);
+  const ra = a.shape.length;
+  const K = a.shape[ra - 1];
+  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const M = tf.util.sizeFromShape(a.shape.slice(0, -1));
+  if (K !== kb || M * K * N < minMacs) return inner(args);
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = backend.makeOutput([...outer, a.shape[ra - 2], N], 'float32');
+  engine.matMul(
+    backend.typedArrayFromHeap(a) as Float32Array, backend.typedArrayFromHeap(b) as Float32Array, M, K, N, transposeB,
+    backend.typedArrayFromHeap(out) as Float32Array,
+  );
+  return out;
+}
+
 let engine: GemmEngine | null = null;
 
 /** The engine behind the wasm conv kernels, if installed. */
@@ -89,8 +123,8 @@ export function simdConvEngine(): GemmEngine | null {
 }
 
 /**
- * Replaces wasm's Conv2D and FusedConv2D by the SIMD GEMM versions (keeping wasm's own as the
- * fallback). No-op without the wasm backend package or when already installed. Returns the engine.
+ * Replaces wasm's Conv2D, FusedConv2D and BatchMatMul by the SIMD GEMM versions (keeping the
+ * kernels registered before as the fallback; call after registerWasmTrainingKernels). No-op without the wasm backend package or when already installed. Returns the engine.
  * `minMacs`: smaller convolutions keep XNNPACK (tests set 0 to route everything through the engine).
  */
 export async function installSimdConvKernels(
@@ -101,7 +135,8 @@ export async function installSimdConvKernels(
   if (engine) return engine;
   const nativeConv = tf.getKernel(tf.Conv2D, 'wasm');
   const nativeFused = tf.getKernel(tf.FusedConv2D, 'wasm');
-  if (nativeConv == null || nativeFused == null) return null;
+  const innerMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
+  if (nativeConv == null || nativeFused == null || innerMatMul == null) return null;
   const e = await GemmEngine.create(threads);
   engine = e;
   const wrap = (name: string, nativeCfg: tf.KernelConfig, fused: boolean) => {
@@ -116,8 +151,16 @@ export async function installSimdConvKernels(
   };
   wrap(tf.Conv2D, nativeConv, false);
   wrap(tf.FusedConv2D, nativeFused, true);
+  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
+  tf.registerKernel(mark<tf.KernelConfig>({
+    kernelName: tf.BatchMatMul,
+    backendName: 'wasm',
+    setupFunc: innerMatMul.setupFunc,
+    disposeFunc: innerMatMul.disposeFunc,
+    kernelFunc: (args) => simdMatMul(e, minMacs, innerMatMul.kernelFunc, args),
+  }));
   uninstallers.push(() => {
-    for (const [name, cfg] of [[tf.Conv2D, nativeConv], [tf.FusedConv2D, nativeFused]] as const) {
+    for (const [name, cfg] of [[tf.Conv2D, nativeConv], [tf.FusedConv2D, nativeFused], [tf.BatchMatMul, innerMatMul]] as const) {
       tf.unregisterKernel(name, 'wasm');
       tf.registerKernel(cfg);
     }

@@ -168,6 +168,26 @@ export class GemmEngine {
    * hold batch·outHeight·outWidth·outChannels floats. Any stride, dilation and padding.
    */
   conv2d(g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array): void {
+    this.convJob(g, x, filter, g.outChannels, 1, bias, relu, out);
+  }
+
+  /**
+   * out[M, N] = a[M, K] · B with B = b as [K, N], or b as [N, K] transposed when `transposeB`
+   * (packed straight from the transposed layout, no transpose pass). Same kernels as a 1×1 conv.
+   */
+  matMul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, transposeB: boolean, out: Float32Array): void {
+    const g: ConvGeometry2d = {
+      batch: 1, inHeight: M, inWidth: 1, inChannels: K, filterHeight: 1, filterWidth: 1, outChannels: N,
+      strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: M, outWidth: 1,
+    };
+    this.convJob(g, a, b, transposeB ? 1 : N, transposeB ? K : 1, null, false, out);
+  }
+
+  /** B[k, n] = filter[k·rowStride + n·colStride]. */
+  private convJob(
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, rowStride: number, colStride: number,
+    bias: Float32Array | null, relu: boolean, out: Float32Array,
+  ): void {
     if (this.disposed) throw new Error('GemmEngine: used after dispose()');
     const K = g.filterHeight * g.filterWidth * g.inChannels;
     const N = g.outChannels;
@@ -198,7 +218,7 @@ export class GemmEngine {
     const f32 = new Float32Array(this.mem.buffer);
     f32.set(x, xOff / 4);
     f32.set(filter, filterOff / 4);
-    this.ex.packB(filterOff, K, N, N, 1, bpOff);
+    this.ex.packB(filterOff, K, N, rowStride, colStride, bpOff);
     if (bias) f32.set(bias, biasOff / 4);
     const direct = g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1
       && g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
