@@ -327,6 +327,8 @@ async function kerasParity(dir: string, ours: FeatureExtractor, taps: string[], 
 
 async function flatTensors(bb: FeatureExtractor, size: number): Promise<void> {
   const x = tf.randomUniform([1, size, size, 3]) as tf.Tensor4D;
+  // The first eval forward folds conv+BN weights once (src/nn/layers/fold.ts), kept until dispose.
+  tf.dispose(Object.values(bb.extract(x)));
   const n0 = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) {
     const f = bb.extract(x);

@@ -11,7 +11,10 @@ import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
 import { layerFusionEnabled, setLayerFusion, withoutLayerFusion } from '../src/nn/fusion.js';
 import { BatchNorm2d } from '../src/nn/layers/norm.js';
 import { Conv2d } from '../src/nn/layers/conv.js';
-import { resnet18, type ResNet } from '../src/models/backbones/resnet.js';
+import { resnet18 } from '../src/models/backbones/resnet.js';
+import { MobileNetV1 } from '../src/models/backbones/mobilenet.js';
+import { TinyDarknet } from '../src/models/backbones/darknet.js';
+import type { Module } from '../src/nn/module.js';
 import { countMacs } from '../src/energy/macs.js';
 import { setInitSeed } from '../src/nn/init.js';
 
@@ -183,19 +186,25 @@ describe("Conv2d: tfjs 'same' padding vs explicit tf.pad + 'valid'", () => {
   });
 });
 
-/** Random-ish BN statistics and affine parameters, so folding has something to fold. */
-function randomizeBatchNorms(net: ResNet, seed: number): void {
+/** Random-ish BN statistics and affine parameters (every BatchNorm2d), so folding has something to fold. */
+function randomizeBatchNorms(net: Module, seed: number): void {
   let s = seed;
-  for (const [name, e] of net.namedEntries()) tf.tidy(() => {
-    const v = e.variable;
-    if (name.endsWith('running_mean')) v.assign(tf.tensor(randn(v.size, s++, 0.2), v.shape));
-    else if (name.endsWith('running_var')) v.assign(tf.abs(tf.tensor(randn(v.size, s++, 0.3, 1), v.shape)));
-    else if (/bn\d\.weight$|downsample\.1\.weight$/.test(name)) v.assign(tf.tensor(randn(v.size, s++, 0.3, 1), v.shape));
-    else if (/bn\d\.bias$|downsample\.1\.bias$/.test(name)) v.assign(tf.tensor(randn(v.size, s++, 0.1), v.shape));
+  const entries = new Map(net.namedEntries());
+  const bns = [...entries.keys()].filter((k) => k.endsWith('.running_mean') || k === 'running_mean').map((k) => k.slice(0, -'running_mean'.length));
+  for (const p of bns) tf.tidy(() => {
+    const set = (name: string, make: (n: number) => Float32Array, abs = false): void => {
+      const v = (entries.get(p + name) as { variable: tf.Variable }).variable;
+      const t = tf.tensor(make(v.size), v.shape);
+      v.assign(abs ? tf.abs(t) : t);
+    };
+    set('running_mean', (n) => randn(n, s++, 0.2));
+    set('running_var', (n) => randn(n, s++, 0.3, 1), true);
+    set('weight', (n) => randn(n, s++, 0.3, 1));
+    set('bias', (n) => randn(n, s++, 0.1));
   });
 }
 
-function features(net: ResNet, x: tf.Tensor4D): Record<string, Float32Array> {
+function features(net: { forward(x: tf.Tensor4D): unknown }, x: tf.Tensor4D): Record<string, Float32Array> {
   return tf.tidy(() => {
     const f = net.forward(x) as Record<string, tf.Tensor4D>;
     return Object.fromEntries(Object.entries(f).map(([k, t]) => [k, data(t)]));
@@ -207,7 +216,7 @@ function expectSameFeatures(got: Record<string, Float32Array>, want: Record<stri
   for (const k of Object.keys(want)) expect(relErr(got[k], want[k]), `${label} ${k}`).toBeLessThanOrEqual(TOL);
 }
 
-describe('ResNet eval: conv+BN(+ReLU) folded into tf.fused.conv2d', () => {
+describe('eval: conv+BN(+activation) folded into tf.fused.conv2d / depthwiseConv2d', () => {
   it.each(BACKENDS)('%s: resnet18 at 32x32 equals the unfused network; cache follows weight changes; no leak', async (backend) => {
     await tf.setBackend(backend);
     const start = tf.memory().numTensors;
@@ -254,6 +263,27 @@ describe('ResNet eval: conv+BN(+ReLU) folded into tf.fused.conv2d', () => {
     expect(tf.memory().numTensors).toBe(cached);
 
     net.dispose();
+    x.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it.each(BACKENDS)('%s: mobilenet_v1 (depthwise, ReLU6) and tiny_darknet (LeakyReLU 0.1), Keras same padding at an odd size', async (backend) => {
+    await tf.setBackend(backend);
+    const start = tf.memory().numTensors;
+    setInitSeed(4);
+    const nets = [new MobileNetV1({ blocks: 2, featureLayers: ['conv_dw_2_relu', 'conv_pw_2_relu'] }), new TinyDarknet({ featureLayers: ['leaky_re_lu_4'] })];
+    const x = tf.tensor4d(randn(2 * 19 * 21 * 3, 8), [2, 19, 21, 3]);
+    for (const [i, net] of nets.entries()) {
+      randomizeBatchNorms(net, 300 + 50 * i);
+      net.eval();
+      const n0 = tf.memory().numTensors;
+      expectSameFeatures(features(net, x), withoutLayerFusion(() => features(net, x)), net.name);
+      const cached = tf.memory().numTensors;
+      expect(cached).toBeGreaterThan(n0); // the folds ran (and cached their weights)
+      features(net, x);
+      expect(tf.memory().numTensors).toBe(cached);
+      net.dispose();
+    }
     x.dispose();
     expect(tf.memory().numTensors).toBe(start);
   });

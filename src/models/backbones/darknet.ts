@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
 import { Module } from '../../nn/module.js';
 import { BatchNorm2d } from '../../nn/layers/norm.js';
+import { ConvBnFold } from '../../nn/layers/fold.js';
 import { UNIT_NORMALIZATION, normalizeInput, pickFeatures, type FeatureExtractor, type Normalization } from './common.js';
 import { KerasConv2d, kerasBatchNorm, kerasMaxPoolSame } from './keras.js';
 
@@ -68,6 +69,8 @@ export class TinyDarknet extends Module implements FeatureExtractor {
   readonly convs: KerasConv2d[] = [];
   readonly bns: BatchNorm2d[] = [];
   readonly top: KerasConv2d | null = null;
+  /** conv+BN+LeakyReLU(0.1) units, folded into fused convs in eval mode (src/nn/layers/fold.ts). */
+  private readonly folds: ConvBnFold[] = [];
   /** Number of conv+BN+LeakyReLU units built (1..15). */
   readonly depth: number;
 
@@ -88,6 +91,7 @@ export class TinyDarknet extends Module implements FeatureExtractor {
       const c = DARKNET_CONVS[i];
       this.convs.push(this.addModule(`conv2d_${i + 1}`, new KerasConv2d(inC, c.filters, c.kernel, { padding: 'same' })));
       this.bns.push(this.addModule(`batch_normalization_${i + 1}`, kerasBatchNorm(c.filters)));
+      this.folds.push(new ConvBnFold(this.convs[i], this.bns[i], 'leakyrelu', 0.1));
       inC = c.filters;
     }
     if (opts.includeTop) this.top = this.addModule('conv2d_16', new KerasConv2d(inC, 1000, 1, { padding: 'same', bias: true }));
@@ -97,13 +101,18 @@ export class TinyDarknet extends Module implements FeatureExtractor {
     return this;
   }
 
+  override dispose(): void {
+    for (const f of this.folds) f.dispose();
+    super.dispose();
+  }
+
   /** LeakyReLU outputs of every built unit, on an already-normalised batch. */
   forward(x: tf.Tensor4D): Record<string, tf.Tensor4D> {
     return tf.tidy(() => {
       const out: Record<string, tf.Tensor4D> = {};
       let h = x;
       for (let i = 0; i < this.depth; i++) {
-        h = tf.leakyRelu(this.bns[i].call(this.convs[i].call(h)), 0.1) as tf.Tensor4D;
+        h = this.folds[i].call(h);
         out[`leaky_re_lu_${i + 1}`] = h;
         if (DARKNET_CONVS[i].poolAfter) h = kerasMaxPoolSame(h, 2, 2);
       }

@@ -1,14 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { Conv2d } from '../../nn/layers/conv.js';
 import { BatchNorm2d } from '../../nn/layers/norm.js';
+import { layerFusionEnabled } from '../../nn/fusion.js';
 
 /**
  * Keras/TensorFlow layer semantics for networks converted from Keras (TF.js Layers models).
  *
  * Keras `padding: 'same'` is not PyTorch's symmetric padding: TF pads
  * total = max((ceil(n/s) - 1)*s + k_eff - n, 0) per axis, floor(total/2) before and the rest
- * after. A stride-2 3x3 conv on an even size therefore pads 0 before and 1 after. We pad
- * explicitly with these amounts and convolve 'valid', which is exactly what TF does.
+ * after. A stride-2 3x3 conv on an even size therefore pads 0 before and 1 after: tfjs 'same'
+ * does exactly this; with layer fusion off we pad explicitly with these amounts and convolve 'valid'.
  */
 export function kerasSamePads(size: number, kernel: number, stride: number, dilation = 1): [number, number] {
   const out = Math.ceil(size / stride);
@@ -38,15 +39,17 @@ export class KerasConv2d extends Conv2d {
     });
   }
 
-  override forward(x: tf.Tensor4D): tf.Tensor4D {
-    if ((this.kerasOpts.padding ?? 'same') === 'valid') return super.forward(x);
-    return tf.tidy(() => {
-      const [, h, w] = x.shape;
-      const ph = kerasSamePads(h, this.kernelSize, this.stride, this.dilation);
-      const pw = kerasSamePads(w, this.kernelSize, this.stride, this.dilation);
-      const padded = ph[0] + ph[1] + pw[0] + pw[1] > 0 ? tf.pad(x, [[0, 0], ph, pw, [0, 0]]) : x;
-      return super.forward(padded);
-    });
+  /**
+   * Keras 'same' is TF's 'same', i.e. tfjs 'same' exactly: with layer fusion on (src/nn/fusion.ts)
+   * the kernel pads implicitly, otherwise the input is padded explicitly (kerasSamePads).
+   */
+  override kernelInput(x: tf.Tensor4D): { x: tf.Tensor4D; pad: 'same' | 'valid' } {
+    if ((this.kerasOpts.padding ?? 'same') === 'valid') return super.kernelInput(x);
+    if (layerFusionEnabled()) return { x, pad: 'same' };
+    const [, h, w] = x.shape;
+    const ph = kerasSamePads(h, this.kernelSize, this.stride, this.dilation);
+    const pw = kerasSamePads(w, this.kernelSize, this.stride, this.dilation);
+    return { x: ph[0] + ph[1] + pw[0] + pw[1] > 0 ? tf.pad(x, [[0, 0], ph, pw, [0, 0]]) : x, pad: 'valid' };
   }
 }
 

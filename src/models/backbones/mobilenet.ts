@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
 import { Module } from '../../nn/module.js';
 import { BatchNorm2d } from '../../nn/layers/norm.js';
+import { ConvBnFold } from '../../nn/layers/fold.js';
 import { SYMMETRIC_NORMALIZATION, normalizeInput, pickFeatures, type FeatureExtractor, type Normalization } from './common.js';
 import { KerasConv2d, kerasBatchNorm } from './keras.js';
 
@@ -68,6 +69,8 @@ export class MobileNetV1 extends Module implements FeatureExtractor {
   private readonly dwBn: BatchNorm2d[] = [];
   private readonly pw: KerasConv2d[] = [];
   private readonly pwBn: BatchNorm2d[] = [];
+  /** conv+BN+ReLU6 units, folded into fused convs in eval mode (src/nn/layers/fold.ts). */
+  private readonly folds: { conv1: ConvBnFold; dw: ConvBnFold[]; pw: ConvBnFold[] };
 
   constructor(opts: MobileNetV1Options = {}) {
     super();
@@ -99,22 +102,32 @@ export class MobileNetV1 extends Module implements FeatureExtractor {
       this.pwBn.push(this.addModule(`conv_pw_${b}_bn`, kerasBatchNorm(out)));
       c = out;
     }
+    this.folds = {
+      conv1: new ConvBnFold(this.conv1, this.conv1Bn, 'relu6'),
+      dw: this.dw.map((conv, i) => new ConvBnFold(conv, this.dwBn[i], 'relu6')),
+      pw: this.pw.map((conv, i) => new ConvBnFold(conv, this.pwBn[i], 'relu6')),
+    };
   }
 
   get module(): Module {
     return this;
   }
 
+  override dispose(): void {
+    for (const f of [this.folds.conv1, ...this.folds.dw, ...this.folds.pw]) f.dispose();
+    super.dispose();
+  }
+
   /** Every ReLU6 output of the built network, on an already-normalised batch. */
   forward(x: tf.Tensor4D): Record<string, tf.Tensor4D> {
     return tf.tidy(() => {
       const out: Record<string, tf.Tensor4D> = {};
-      let h = tf.relu6(this.conv1Bn.call(this.conv1.call(x))) as tf.Tensor4D;
+      let h = this.folds.conv1.call(x);
       out.conv1_relu = h;
       for (let i = 0; i < this.blocks; i++) {
-        h = tf.relu6(this.dwBn[i].call(this.dw[i].call(h))) as tf.Tensor4D;
+        h = this.folds.dw[i].call(h);
         out[`conv_dw_${i + 1}_relu`] = h;
-        h = tf.relu6(this.pwBn[i].call(this.pw[i].call(h))) as tf.Tensor4D;
+        h = this.folds.pw[i].call(h);
         out[`conv_pw_${i + 1}_relu`] = h;
       }
       return out;

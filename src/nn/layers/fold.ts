@@ -4,10 +4,11 @@ import { popModuleScope, popModuleType, pushModuleScope, pushModuleType } from '
 import type { Conv2d } from './conv.js';
 import type { BatchNorm2d } from './norm.js';
 
-export type FoldActivation = 'linear' | 'relu';
+export type FoldActivation = 'linear' | 'relu' | 'relu6' | 'leakyrelu';
 
 /**
- * An eval-mode Conv2d followed by BatchNorm2d (and optionally ReLU) run as one tf.fused.conv2d:
+ * An eval-mode Conv2d followed by BatchNorm2d (and optionally an activation) run as one
+ * tf.fused.conv2d (tf.fused.depthwiseConv2d for depthwise convs):
  *     W' = W · γ/σ,   b' = β − μ·γ/σ (+ b·γ/σ when the conv has a bias),   σ = sqrt(running_var + eps)
  * so the 2–3 full-size elementwise passes after each conv disappear. It is not a Module: the conv
  * and the BatchNorm stay the registered children (names, state dicts and checkpoints unchanged),
@@ -29,6 +30,8 @@ export class ConvBnFold {
     readonly conv: Conv2d,
     readonly bn: BatchNorm2d,
     readonly activation: FoldActivation = 'linear',
+    /** Negative slope for 'leakyrelu'. */
+    readonly leakyreluAlpha = 0.2,
   ) {}
 
   private sources(): (tf.Variable | null)[] {
@@ -38,7 +41,7 @@ export class ConvBnFold {
   /** Whether the folded kernel replaces conv → bn → activation right now. */
   get active(): boolean {
     if (this.conv.isTraining || this.bn.isTraining || !layerFusionEnabled()) return false;
-    if (this.conv.groups !== 1) return false;
+    if (this.conv.groups !== 1 && !this.conv.depthwise) return false;
     return !(gradientTapeActive() && this.sources().some((v) => v != null && v.trainable));
   }
 
@@ -51,7 +54,16 @@ export class ConvBnFold {
     if (unfused) return unfused();
     return tf.tidy(() => {
       const y = this.bn.call(this.conv.call(x));
-      return this.activation === 'relu' ? tf.relu(y) : y;
+      switch (this.activation) {
+        case 'relu':
+          return tf.relu(y);
+        case 'relu6':
+          return tf.relu6(y);
+        case 'leakyrelu':
+          return tf.leakyRelu(y, this.leakyreluAlpha);
+        default:
+          return y;
+      }
     });
   }
 
@@ -64,9 +76,11 @@ export class ConvBnFold {
       return tf.tidy(() => {
         const { x: xk, pad } = this.conv.kernelInput(x);
         const d = this.conv.dilation;
-        return tf.fused.conv2d({
-          x: xk, filter, strides: this.conv.stride, pad, dilations: [d, d], bias, activation: this.activation,
-        });
+        const args = {
+          x: xk, filter, strides: this.conv.stride, pad, dilations: [d, d] as [number, number], bias,
+          activation: this.activation, leakyreluAlpha: this.leakyreluAlpha,
+        };
+        return this.conv.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
       });
     } finally {
       popModuleType();
@@ -87,7 +101,9 @@ export class ConvBnFold {
       const scale = tf.mul(bn.weight, tf.rsqrt(tf.add(bn.runningVar, bn.eps)));
       let shift = tf.sub(bn.bias, tf.mul(bn.runningMean, scale));
       if (conv.bias) shift = tf.add(shift, tf.mul(conv.bias, scale));
-      return { filter: tf.mul(conv.weight, scale) as tf.Tensor4D, bias: shift as tf.Tensor1D };
+      // Output channel o of a depthwise [kh, kw, C, m] filter is (c, j) with o = c·m + j.
+      const s = conv.depthwise ? tf.reshape(scale, conv.weight.shape.slice(2)) : scale;
+      return { filter: tf.mul(conv.weight, s) as tf.Tensor4D, bias: shift as tf.Tensor1D };
     });
     this.filter = tf.keep(filter);
     this.bias = tf.keep(bias);
