@@ -97,9 +97,12 @@ describe('SIMD GEMM conv kernels on wasm', () => {
   it.each(CASES.map((c, i) => [i, c] as const))('case %i matches the cpu backend', async (i, c) => {
     const engine = simdConvEngine() as GemmEngine;
     const before = engine.stats.convs;
+    const implicitBefore = engine.stats.implicitConvs;
     const got = runCase(c, 10 * i + 1);
     // elu is not fused by the engine: that case must fall back to XNNPACK's FusedConv2D
     expect(engine.stats.convs - before).toBe(c.act === 'elu' ? 0 : 1);
+    // stride-1 cases with ≥ 8 input channels take the implicit GEMM (2, 5, 8), the rest im2col
+    expect(engine.stats.implicitConvs - implicitBefore).toBe([2, 5, 8].includes(i) ? 1 : 0);
     await tf.setBackend('cpu');
     const want = runCase(c, 10 * i + 1);
     await tf.setBackend('wasm');

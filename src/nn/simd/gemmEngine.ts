@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { CONV_PARAMS, gemmModuleBytes, NR } from './gemmModule.js';
+import { CONV_PARAMS, gemmModuleBytes, IMPLICIT_PARAMS, NR } from './gemmModule.js';
 
 /**
  * Runs gemmModule.ts's kernels on the calling thread plus `threads − 1` worker threads sharing
@@ -11,13 +11,14 @@ import { CONV_PARAMS, gemmModuleBytes, NR } from './gemmModule.js';
  *
  * Control block (Int32 words at byte 0 of the shared memory): [0] job generation (−1 = shut
  * down), [1] next block to claim, [2] workers finished with the job, [3] number of blocks,
- * [8..] convBlock's parameters.
+ * [4] which block function (0 convBlock, 1 convBlockImplicit), [8..] its parameters.
  */
 
 const GEN = 0;
 const NEXT = 1;
 const ACK = 2;
 const NBLOCKS = 3;
+const FN = 4;
 const PARAMS = 8;
 const CONTROL_BYTES = 4096;
 const PAGE = 65536;
@@ -26,11 +27,14 @@ const KC = 256;
 const MAX_ROWS = 128;
 /** Below this many MACs a job runs on the calling thread alone (waking workers costs ~50 µs). */
 const PARALLEL_MIN_MACS = 4e6;
+/** Fewer input channels than this: a tap's k loop is too short; im2col instead. */
+const IMPLICIT_MIN_CHANNELS = 8;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, mem, thread, nParams } = workerData;
 const ex = new WebAssembly.Instance(module, { env: { mem } }).exports;
+const fns = [ex.convBlock, ex.convBlockImplicit];
 const ctl = new Int32Array(mem.buffer, 0, 64);
 let gen = 0;
 parentPort.postMessage('ready');
@@ -39,11 +43,13 @@ for (;;) {
   gen = Atomics.load(ctl, ${GEN});
   if (gen < 0) break;
   const n = ctl[${NBLOCKS}];
-  const p = Array.from(ctl.subarray(${PARAMS}, ${PARAMS} + nParams));
+  const which = ctl[${FN}];
+  const fn = fns[which];
+  const p = Array.from(ctl.subarray(${PARAMS}, ${PARAMS} + nParams[which]));
   for (;;) {
     const b = Atomics.add(ctl, ${NEXT}, 1);
     if (b >= n) break;
-    ex.convBlock(...p, thread, b);
+    fn(...p, thread, b);
   }
   Atomics.add(ctl, ${ACK}, 1);
   Atomics.notify(ctl, ${ACK});
@@ -71,8 +77,23 @@ export interface ConvGeometry2d {
 
 type ConvBlockFn = (...args: number[]) => void;
 
+/**
+ * Implicit GEMM (convBlockImplicit) pays where im2col is a large share: stride 1, a small filter
+ * (a 3×3 tap loop, not the image-sized "filters" of the gradient convolutions), enough input
+ * channels per tap to fill the k loop, and little overcompute on the padded grid. 1×1 stride-1
+ * convolutions already read x directly.
+ */
+export function useImplicit(g: ConvGeometry2d): boolean {
+  if (g.strideHeight !== 1 || g.strideWidth !== 1) return false;
+  const taps = g.filterHeight * g.filterWidth;
+  if (taps === 1 || taps > 49 || g.inChannels < IMPLICIT_MIN_CHANNELS) return false;
+  const Wp = g.outWidth + (g.filterWidth - 1) * g.dilationWidth;
+  return Wp <= 1.5 * g.outWidth;
+}
+
 interface GemmExports {
   convBlock: ConvBlockFn;
+  convBlockImplicit: ConvBlockFn;
   packB: (src: number, K: number, N: number, rowStride: number, colStride: number, dst: number) => void;
 }
 
@@ -102,7 +123,9 @@ export class GemmEngine {
   private workers: Worker[] = [];
   private disposed = false;
   /** Convolutions run and their multiply-accumulates (for tests and profiles). */
-  readonly stats = { convs: 0, macs: 0 };
+  readonly stats = { convs: 0, macs: 0, implicitConvs: 0 };
+  /** Implicit GEMM for the convolutions useImplicit() picks (false: always im2col; for A/B runs). */
+  implicit = true;
 
   private constructor(
     readonly info: GemmEngineInfo,
@@ -125,7 +148,7 @@ export class GemmEngine {
     for (let t = 1; t < engine.info.threads; t++) {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module, mem: engine.mem, thread: t, nParams: CONV_PARAMS.length },
+        workerData: { module, mem: engine.mem, thread: t, nParams: [CONV_PARAMS.length, IMPLICIT_PARAMS.length] },
       });
       // Referenced until it answers (an unref'd worker would let the process exit first), then
       // unref'd so a blocked worker never keeps a CLI alive.
@@ -203,6 +226,11 @@ export class GemmEngine {
     const threads = this.info.threads;
     const macs = M * K * N;
     const parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
+    if (this.implicit && rowStride === N && colStride === 1 && useImplicit(g)) {
+      this.stats.implicitConvs++;
+      this.implicitJob(g, x, filter, bias, relu, out, parallel);
+      return;
+    }
     const want = parallel ? Math.ceil(M / (threads * 4)) : M;
     const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
     const nBlocks = Math.ceil(M / R);
@@ -231,15 +259,73 @@ export class GemmEngine {
     out.set(new Float32Array(this.mem.buffer, outOff, out.length));
   }
 
-  private run(params: number[], nBlocks: number, parallel: boolean): void {
+  /**
+   * Stride-1 convolution without im2col: x is copied once into a zero-padded image (Hp × Wp: the
+   * copy is needed anyway, the padding comes free) and each filter tap is a fixed offset into it.
+   */
+  private implicitJob(g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array, parallel: boolean): void {
+    const C = g.inChannels;
+    const N = g.outChannels;
+    const taps = g.filterHeight * g.filterWidth;
+    const K = taps * C;
+    const panels = Math.ceil(N / NR);
+    const Hp = g.outHeight + (g.filterHeight - 1) * g.dilationHeight;
+    const Wp = g.outWidth + (g.filterWidth - 1) * g.dilationWidth;
+    const gridRows = g.outHeight * Wp;
+    const want = parallel ? Math.ceil((g.batch * gridRows) / (this.info.threads * 4)) : gridRows;
+    const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
+    const blocksPerImage = Math.ceil(gridRows / R);
+    const align = (n: number) => Math.ceil(n / 64) * 64;
+    const padFloats = g.batch * Hp * Wp * C;
+    const slackFloats = ((g.filterWidth - 1) * g.dilationWidth + Wp + 8) * C;
+    const xOff = CONTROL_BYTES;
+    const tapOff = align(xOff + (padFloats + slackFloats) * 4);
+    const bpOff = align(tapOff + taps * 4);
+    const filterOff = align(bpOff + panels * K * NR * 4);
+    const biasOff = align(filterOff + filter.length * 4);
+    const outOff = align(biasOff + N * 4 + 16);
+    const scratchOff = align(outOff + out.length * 4);
+    const scratchStride = align(R * panels * NR * 4);
+    this.ensureBytes(scratchOff + scratchStride * this.info.threads);
+    const f32 = new Float32Array(this.mem.buffer);
+    const x0 = xOff / 4;
+    f32.fill(0, x0, x0 + padFloats + slackFloats);
+    const rowLen = Math.min(g.inWidth, Wp - g.padLeft) * C;
+    for (let n = 0; n < g.batch; n++) {
+      for (let iy = 0; iy < g.inHeight; iy++) {
+        const py = iy + g.padTop;
+        if (py < 0 || py >= Hp || rowLen <= 0) continue;
+        const src = ((n * g.inHeight + iy) * g.inWidth) * C;
+        f32.set(x.subarray(src, src + rowLen), x0 + ((n * Hp + py) * Wp + g.padLeft) * C);
+      }
+    }
+    const tapTable = new Int32Array(this.mem.buffer, tapOff, taps);
+    for (let ky = 0; ky < g.filterHeight; ky++) {
+      for (let kx = 0; kx < g.filterWidth; kx++) {
+        tapTable[ky * g.filterWidth + kx] = (ky * g.dilationHeight * Wp + kx * g.dilationWidth) * C * 4;
+      }
+    }
+    f32.set(filter, filterOff / 4);
+    this.ex.packB(filterOff, K, N, N, 1, bpOff);
+    if (bias) f32.set(bias, biasOff / 4);
+    const params = [
+      xOff, Hp, Wp, C, taps, tapOff, g.outHeight, g.outWidth, blocksPerImage,
+      K, N, panels, R, bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride,
+    ];
+    this.run(params, g.batch * blocksPerImage, parallel, 1);
+    out.set(new Float32Array(this.mem.buffer, outOff, out.length));
+  }
+
+  private run(params: number[], nBlocks: number, parallel: boolean, which: 0 | 1 = 0): void {
     const ctl = this.ctl;
-    const convBlock = this.ex.convBlock;
+    const convBlock = which === 0 ? this.ex.convBlock : this.ex.convBlockImplicit;
     if (!parallel || this.workers.length === 0 || nBlocks < 2) {
       for (let b = 0; b < nBlocks; b++) convBlock(...params, 0, b);
       return;
     }
     ctl.set(params, PARAMS);
     ctl[NBLOCKS] = nBlocks;
+    ctl[FN] = which;
     Atomics.store(ctl, NEXT, 0);
     Atomics.store(ctl, ACK, 0);
     Atomics.add(ctl, GEN, 1);

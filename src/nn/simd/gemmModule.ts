@@ -56,7 +56,7 @@ export const MR = 4;
 export const NR = 8;
 
 /** Function indices in the module (call targets). */
-const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4 } as const;
+const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4, gemmTaps: 5, convBlockImplicit: 6 } as const;
 
 /**
  * gemm(rows, panels, kc, a, lda, bp, panelStride, c, ldc, accumulate): for every 8-column panel j
@@ -325,8 +325,122 @@ function packB(): FunctionDef {
   return f.def('packB', body);
 }
 
+
+/**
+ * gemmTaps(rows, panels, taps, C, a, lda, tapTable, bp, panelStride, c, ldc): implicit-GEMM
+ * convolution (no im2col): for every 4-row tile and 8-column panel, C = Σ_t Σ_c A[row + tap_t, c] ·
+ * B[t·C + c], where A rows are pixels of a zero-padded NHWC image (lda = C floats) and tap_t is
+ * the byte offset of filter tap t (tapTable[t], i32). K = taps·C in the filter's own order.
+ * Accumulators stay in registers across all taps. rows % 4 == 0, C ≥ 1.
+ */
+function gemmTaps(relaxed: boolean): FunctionDef {
+  const f = new Fn(['rows', 'panels', 'taps', 'C', 'a', 'lda', 'tapTable', 'bp', 'panelStride', 'c', 'ldc']);
+  for (const n of ['j', 'i', 'k', 't', 'ap', 'a0', 'bq', 'cp', 'bpan', 'lda2', 'lda3']) f.local(n);
+  f.local('b0', V128);
+  f.local('b1', V128);
+  f.local('av', V128);
+  const acc: string[] = [];
+  for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) acc.push(`c${r}${h}`);
+  for (const n of acc) f.local(n, V128);
+  const madd = (a: Code, b: Code, c: Code): Code => (relaxed ? op.f32x4RelaxedMadd(a, b, c) : op.f32x4Add(c, op.f32x4Mul(a, b)));
+  const rowAddr = (base: Code, r: number): Code =>
+    r === 0 ? base : op.add(base, r === 1 ? f.g('lda') : r === 2 ? f.g('lda2') : f.g('lda3'));
+  const cRow = (r: number): Code => (r === 0 ? f.g('cp') : op.add(f.g('cp'), op.mul(f.g('ldc'), op.i32(r))));
+  const body: Code[] = [
+    f.s('lda2', op.add(f.g('lda'), f.g('lda'))),
+    f.s('lda3', op.add(f.g('lda2'), f.g('lda'))),
+    f.s('j', op.i32(0)),
+    f.s('bpan', f.g('bp')),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
+      f.s('i', op.i32(0)),
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
+        ...acc.map((n) => f.s(n, op.v128Zero())),
+        f.s('a0', op.add(f.g('a'), op.mul(f.g('i'), f.g('lda')))),
+        f.s('bq', f.g('bpan')),
+        f.s('t', op.i32(0)),
+        op.block(op.loop(
+          op.brIf(1, op.geS(f.g('t'), f.g('taps'))),
+          f.s('ap', op.add(f.g('a0'), [f.g('tapTable'), op.shl(f.g('t'), op.i32(2)), 0x6a, 0x28, 0x02, 0x00])),
+          f.s('k', f.g('C')),
+          op.loop(
+            f.s('b0', op.v128Load(f.g('bq'))),
+            f.s('b1', op.v128Load(f.g('bq'), 16)),
+            ...Array.from({ length: MR }, (_, r) => [
+              f.s('av', op.v128Load32Splat(rowAddr(f.g('ap'), r))),
+              f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
+              f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
+            ]),
+            f.s('ap', op.add(f.g('ap'), op.i32(4))),
+            f.s('bq', op.add(f.g('bq'), op.i32(32))),
+            f.s('k', op.sub(f.g('k'), op.i32(1))),
+            op.brIf(0, f.g('k')),
+          ),
+          f.s('t', op.add(f.g('t'), op.i32(1))),
+          op.br(0),
+        )),
+        f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
+        ...Array.from({ length: MR }, (_, r) => [
+          op.v128Store(cRow(r), f.g(`c${r}0`)),
+          op.v128Store(cRow(r), f.g(`c${r}1`), 16),
+        ]),
+        f.s('i', op.add(f.g('i'), op.i32(MR))),
+        op.br(0),
+      )),
+      f.s('j', op.add(f.g('j'), op.i32(1))),
+      f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
+      op.br(0),
+    )),
+  ];
+  return f.def('gemmTaps', body);
+}
+
+/** Parameters of convBlockImplicit, in order (the engine writes them to its control block). */
+export const IMPLICIT_PARAMS = [
+  'xpad', 'Hp', 'Wp', 'C', 'taps', 'tapTable', 'OH', 'OW', 'blocksPerImage',
+  'K', 'N', 'panels', 'R', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride',
+] as const;
+
+/**
+ * convBlockImplicit(...IMPLICIT_PARAMS, thread, block): a stride-1 convolution computed on the
+ * padded image's grid (row pitch Wp, so the Wp − OW rightmost positions of each row are computed
+ * and dropped: 3 % extra at 64 px wide, 25 % at 8 px) — image n = block / blocksPerImage, grid
+ * positions [s0, s0 + R) of rows 0..OH. The valid positions are written to out.
+ */
+function convBlockImplicit(): FunctionDef {
+  const f = new Fn([...IMPLICIT_PARAMS, 'thread', 'block']);
+  for (const n of ['n', 's0', 'rows', 'rowsPad', 'cs', 'ldc', 'r', 's', 'oy', 'ox']) f.local(n);
+  const body: Code[] = [
+    f.s('n', op.divS(f.g('block'), f.g('blocksPerImage'))),
+    f.s('s0', op.mul(op.sub(f.g('block'), op.mul(f.g('n'), f.g('blocksPerImage'))), f.g('R'))),
+    f.s('rows', f.g('R')),
+    op.if_(op.ltS(op.sub(op.mul(f.g('OH'), f.g('Wp')), f.g('s0')), f.g('R')), f.s('rows', op.sub(op.mul(f.g('OH'), f.g('Wp')), f.g('s0')))),
+    f.s('rowsPad', op.and(op.add(f.g('rows'), op.i32(MR - 1)), op.i32(-MR))),
+    f.s('cs', op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')))),
+    f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
+    op.call(F.gemmTaps, f.g('rowsPad'), f.g('panels'), f.g('taps'), f.g('C'),
+      op.add(f.g('xpad'), op.shl(op.mul(op.add(op.mul(op.mul(f.g('n'), f.g('Hp')), f.g('Wp')), f.g('s0')), f.g('C')), op.i32(2))),
+      op.shl(f.g('C'), op.i32(2)), f.g('tapTable'), f.g('bp'), op.shl(f.g('K'), op.i32(5)), f.g('cs'), f.g('ldc')),
+    f.s('r', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('r'), f.g('rows'))),
+      f.s('s', op.add(f.g('s0'), f.g('r'))),
+      f.s('oy', op.divS(f.g('s'), f.g('Wp'))),
+      f.s('ox', op.sub(f.g('s'), op.mul(f.g('oy'), f.g('Wp')))),
+      op.if_(op.ltS(f.g('ox'), f.g('OW')),
+        op.call(F.finish, op.add(f.g('cs'), op.mul(f.g('r'), f.g('ldc'))), f.g('ldc'), op.i32(1), f.g('N'),
+          op.add(f.g('out'), op.shl(op.mul(op.add(op.mul(op.add(op.mul(f.g('n'), f.g('OH')), f.g('oy')), f.g('OW')), f.g('ox')), f.g('N')), op.i32(2))),
+          f.g('bias'), f.g('relu'))),
+      f.s('r', op.add(f.g('r'), op.i32(1))),
+      op.br(0),
+    )),
+  ];
+  return f.def('convBlockImplicit', body);
+}
+
 /** The module's bytes; `relaxed` selects f32x4.relaxed_madd (FMA) over mul + add. */
 export function gemmModuleBytes(relaxed: boolean): Uint8Array<ArrayBuffer> {
-  const fns = [gemm(relaxed), im2col(), finish(), convBlock(), packB()];
+  const fns = [gemm(relaxed), im2col(), finish(), convBlock(), packB(), gemmTaps(relaxed), convBlockImplicit()];
   return encodeModule(fns);
 }
