@@ -19,8 +19,10 @@
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
- * The wasm backend is single-threaded unless ADBENCH_WASM_THREADS=N is set (src/backendThreads.ts);
- * the coreset's own worker threads follow ADBENCH_CORESET_THREADS (default 2).
+ * On wasm, convolutions and matMuls run on our SIMD GEMM (src/nn/simd: relaxed-SIMD FMA, worker
+ * threads = ADBENCH_SIMD_THREADS, default the core count); ADBENCH_SIMD=off gives XNNPACK's for A/B.
+ * The rest of the wasm backend is single-threaded unless ADBENCH_WASM_THREADS=N is set
+ * (src/backendThreads.ts); the coreset's own worker threads follow ADBENCH_CORESET_THREADS (default 2).
  * ADBENCH_LAYER_FUSION=0 runs the layers unfused (plain op chains, src/nn/fusion.ts), for A/B runs.
  * With --torch, experiments/bench/torch_bench.py runs the same shapes in PyTorch (/usr/bin/python3,
  * `--torch-threads` threads) right after each section, and the table shows the throughput ratio
@@ -37,6 +39,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseBackendChoice, type BackendChoice } from '../src/backend.js';
 import { setupRuntime } from '../src/runtime.js';
 import { activeWasmThreads } from '../src/backendThreads.js';
+import { simdConvEngine } from '../src/nn/kernels/conv2d-simd.js';
 import { layerFusionEnabled } from '../src/nn/fusion.js';
 import { Riad } from '../src/models/riad/model.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
@@ -343,6 +346,10 @@ async function runChild(args: Args, section: Section): Promise<void> {
   if (info.active === 'wasm') {
     flags.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
     flags.threads = await activeWasmThreads();
+    const gemm = simdConvEngine();
+    // our SIMD GEMM convolutions (src/nn/simd): threads, relaxed-SIMD FMA; 0 = XNNPACK's (ADBENCH_SIMD=off)
+    flags.gemmThreads = gemm ? gemm.info.threads : 0;
+    if (gemm) flags.gemmFma = gemm.info.relaxedSimd;
   }
   const out: ChildResult = {
     section,
