@@ -10,13 +10,13 @@ import { CONV_PARAMS, gemmModuleBytes, IMPLICIT_PARAMS, NR } from './gemmModule.
  * is computed by exactly one thread in a fixed order: results do not depend on the thread count.
  *
  * Control block (Int32 words at byte 0 of the shared memory): [0] job generation (−1 = shut
- * down), [1] next block to claim, [2] workers finished with the job, [3] number of blocks,
+ * down), [1] claim word: (generation & 0xff) << 24 | next block, [2] blocks completed, [3] number of blocks,
  * [4] which block function (0 convBlock, 1 convBlockImplicit), [8..] its parameters.
  */
 
 const GEN = 0;
 const NEXT = 1;
-const ACK = 2;
+const DONE = 2;
 const NBLOCKS = 3;
 const FN = 4;
 const PARAMS = 8;
@@ -30,6 +30,13 @@ const PARALLEL_MIN_MACS = 4e6;
 /** Fewer input channels than this: a tap's k loop is too short; im2col instead. */
 const IMPLICIT_MIN_CHANNELS = 8;
 
+/**
+ * Why the claim word carries the generation: the caller returns as soon as every block is done,
+ * without waiting for workers that never woke up (on a loaded machine a sleeping worker can take
+ * a whole scheduler slice to wake). A late worker may then read the next job's parameters half
+ * written; its claim fails because the tag no longer matches the generation it saw, so it never
+ * runs a block with them.
+ */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, mem, thread, nParams } = workerData;
@@ -42,17 +49,21 @@ for (;;) {
   Atomics.wait(ctl, ${GEN}, gen);
   gen = Atomics.load(ctl, ${GEN});
   if (gen < 0) break;
+  const tag = (gen & 0xff) << 24;
   const n = ctl[${NBLOCKS}];
   const which = ctl[${FN}];
   const fn = fns[which];
+  if (!fn) continue;
   const p = Array.from(ctl.subarray(${PARAMS}, ${PARAMS} + nParams[which]));
   for (;;) {
-    const b = Atomics.add(ctl, ${NEXT}, 1);
+    const v = Atomics.load(ctl, ${NEXT});
+    if ((v & 0xff000000) !== tag) break;
+    const b = v & 0xffffff;
     if (b >= n) break;
+    if (Atomics.compareExchange(ctl, ${NEXT}, v, v + 1) !== v) continue;
     fn(...p, thread, b);
+    if (Atomics.add(ctl, ${DONE}, 1) + 1 === n) Atomics.notify(ctl, ${DONE});
   }
-  Atomics.add(ctl, ${ACK}, 1);
-  Atomics.notify(ctl, ${ACK});
 }
 `;
 
@@ -323,23 +334,28 @@ export class GemmEngine {
       for (let b = 0; b < nBlocks; b++) convBlock(...params, 0, b);
       return;
     }
+    if (nBlocks >= 1 << 24) throw new Error(`GemmEngine: ${nBlocks} blocks exceed the claim word`);
     ctl.set(params, PARAMS);
     ctl[NBLOCKS] = nBlocks;
     ctl[FN] = which;
-    Atomics.store(ctl, NEXT, 0);
-    Atomics.store(ctl, ACK, 0);
-    Atomics.add(ctl, GEN, 1);
+    const gen = (Atomics.load(ctl, GEN) + 1) & 0x7fffffff;
+    const tag = (gen & 0xff) << 24;
+    Atomics.store(ctl, DONE, 0);
+    Atomics.store(ctl, NEXT, tag);
+    Atomics.store(ctl, GEN, gen);
     Atomics.notify(ctl, GEN);
     for (;;) {
-      const b = Atomics.add(ctl, NEXT, 1);
+      const v = Atomics.load(ctl, NEXT);
+      const b = v & 0xffffff;
       if (b >= nBlocks) break;
+      if (Atomics.compareExchange(ctl, NEXT, v, v + 1) !== v) continue;
       convBlock(...params, 0, b);
+      Atomics.add(ctl, DONE, 1);
     }
-    const n = this.workers.length;
     for (;;) {
-      const acked = Atomics.load(ctl, ACK);
-      if (acked >= n) break;
-      Atomics.wait(ctl, ACK, acked, 1000);
+      const done = Atomics.load(ctl, DONE);
+      if (done >= nBlocks) break;
+      Atomics.wait(ctl, DONE, done, 1000);
     }
   }
 
