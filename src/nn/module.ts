@@ -58,6 +58,28 @@ export function toTorchLayout(t: tf.Tensor, layout: TorchLayout): tf.Tensor {
 
 let variableCounter = 0;
 
+let recomputeDepth = 0;
+
+/**
+ * True while gradient checkpointing (src/nn/checkpoint.ts) re-runs a forward to get its
+ * gradients. Layers with side effects in their training forward (BatchNorm's running statistics)
+ * may skip them then: the original forward already applied them once. checkpoint() also restores
+ * every buffer of the modules it recomputes, so a layer that ignores this flag stays correct.
+ */
+export function isRecomputing(): boolean {
+  return recomputeDepth > 0;
+}
+
+/** Runs `f` with isRecomputing() true (nestable). */
+export function whileRecomputing<T>(f: () => T): T {
+  recomputeDepth++;
+  try {
+    return f();
+  } finally {
+    recomputeDepth--;
+  }
+}
+
 /**
  * Base class of every network piece, modelled on torch.nn.Module: named parameters and buffers,
  * child modules, train/eval mode, and state dicts whose dotted names match torchvision/timm so
@@ -116,6 +138,13 @@ export abstract class Module {
     for (const [n, e] of this.params) out.push([prefix + n, e.variable]);
     for (const [n, c] of this.children) out.push(...c.namedParameters(`${prefix}${n}.`));
     return out;
+  }
+
+  /** Buffer variables (BatchNorm running statistics, ...), depth first. */
+  bufferVariables(): tf.Variable[] {
+    return this.namedEntries()
+      .filter(([, e]) => e.kind === 'buffer')
+      .map(([, e]) => e.variable);
   }
 
   /** Trainable variables, for optimizers and tf.variableGrads. */
