@@ -13,9 +13,11 @@
  *            256x256, batch 1 and 8 (batch 8 skipped with --quick); seconds per image
  *   train    one training step of each landed method: DRAEM (src/models/draem networks and loss,
  *            Adam) at its cpu profile (64², widths 16/8, batch 8), at 128² batch 4 with 1/4 widths,
- *            and the issue's reference (128², batch 4, official widths, 97.4 M parameters: does
- *            not fit wasm's 4 GB heap; skipped with --quick and on the cpu backend); RIAD at its
- *            cpu profile (Riad.trainingLoss; no PyTorch counterpart yet)
+ *            and the issue's reference (128², batch 4, official widths, 97.4 M parameters: fits
+ *            wasm's 4 GB heap only with gradient checkpointing; skipped with --quick and on the
+ *            cpu backend), each with its DRAEM profile's gradientCheckpointing
+ *            (ADBENCH_CHECKPOINTING=off|block|layer overrides); RIAD at its cpu profile
+ *            (Riad.trainingLoss; no PyTorch counterpart yet)
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
@@ -47,7 +49,8 @@ import { countMacs, totalMacs } from '../src/energy/macs.js';
 import { ResNet } from '../src/models/backbones/resnet.js';
 import { setInitSeed } from '../src/nn/init.js';
 import { Adam } from '../src/train/optimizers/adam.js';
-import { DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward } from '../src/models/draem/network.js';
+import { DRAEM_CHECKPOINTING, DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward, type DraemCheckpointing } from '../src/models/draem/network.js';
+import { DRAEM_PROFILES, type DraemProfile } from '../src/models/draem/config.js';
 import { draemLoss } from '../src/models/draem/loss.js';
 import { approximateGreedyCoreset, defaultCoresetThreads, randomProjection, type VectorSet } from '../src/models/patchcore/coreset.js';
 import { Rng } from '../src/util/rng.js';
@@ -206,12 +209,24 @@ function wrn50Section(quick: boolean): Row[] {
   return rows;
 }
 
+/**
+ * Gradient checkpointing of a DRAEM part: the setting of the DRAEM profile the part stands for
+ * (`gradientCheckpointing` in src/models/draem/config.ts), or ADBENCH_CHECKPOINTING=off|block|layer
+ * for A/B runs.
+ */
+function draemCheckpointing(profile: DraemProfile): DraemCheckpointing {
+  const env = process.env.ADBENCH_CHECKPOINTING;
+  if (env === undefined || env === '') return DRAEM_PROFILES[profile].gradientCheckpointing;
+  if (!(DRAEM_CHECKPOINTING as readonly string[]).includes(env)) throw new Error(`ADBENCH_CHECKPOINTING=${env}: expected ${DRAEM_CHECKPOINTING.join(', ')}`);
+  return env as DraemCheckpointing;
+}
+
 /** One DRAEM training step through src/models/draem (networks, draemForward, draemLoss) with Adam. */
-function draemStep(label: string, size: number, batch: number, rw: number, dw: number, reps: number): Row {
+function draemStep(label: string, size: number, batch: number, rw: number, dw: number, reps: number, checkpointing: DraemCheckpointing): Row {
   setInitSeed(0);
   const nets = { reconstructive: new ReconstructiveSubNetwork(rw), discriminative: new DiscriminativeSubNetwork(dw) };
-  nets.reconstructive.train();
-  nets.discriminative.train();
+  nets.reconstructive.setCheckpointing(checkpointing).train();
+  nets.discriminative.setCheckpointing(checkpointing).train();
   const opt = new Adam([...nets.reconstructive.trainableVariables(), ...nets.discriminative.trainableVariables()], { lr: 1e-4 });
   const aug = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
   const clean = tf.randomUniform([batch, size, size, 3]) as tf.Tensor4D;
@@ -230,19 +245,20 @@ function draemStep(label: string, size: number, batch: number, rw: number, dw: n
   nets.discriminative.dispose();
   return {
     section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
-    note: `${(params / 1e6).toFixed(2)} M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(1)} GMAC`,
+    note: `${(params / 1e6).toFixed(2)} M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(1)} GMAC; gradient checkpointing ${checkpointing}`,
   };
 }
 
 /**
- * DRAEM steps: the cpu profile; 128², batch 4 at 1/4 of the official widths (what fits the
- * wasm heap); and the issue's reference, 128², batch 4, official widths (97.4 M parameters),
- * which does not fit wasm32's 4 GB heap (the tape holds ~3.3 GB of tensors already at batch 1).
+ * DRAEM steps: the cpu profile; 128², batch 4 at 1/4 of the official widths; and the issue's
+ * reference, 128², batch 4, official widths (97.4 M parameters), which fits wasm32's 4 GB heap
+ * only with gradient checkpointing. `profile`: whose gradientCheckpointing setting the part uses
+ * (cpu: off; the others stand for the paper configuration: block).
  */
 export const DRAEM_STEPS = [
-  { label: 'DRAEM step, cpu profile (64², batch 8, widths 16/8)', size: 64, batch: 8, rw: 16, dw: 8, heavy: false, reps: 3 },
-  { label: 'DRAEM step 128², batch 4, widths 32/16', size: 128, batch: 4, rw: 32, dw: 16, heavy: false, reps: 2 },
-  { label: 'DRAEM step 128², batch 4, widths 128/64 (official)', size: 128, batch: 4, rw: 128, dw: 64, heavy: true, reps: 1 },
+  { label: 'DRAEM step, cpu profile (64², batch 8, widths 16/8)', size: 64, batch: 8, rw: 16, dw: 8, heavy: false, reps: 3, profile: 'cpu' as DraemProfile },
+  { label: 'DRAEM step 128², batch 4, widths 32/16', size: 128, batch: 4, rw: 32, dw: 16, heavy: false, reps: 2, profile: 'paper' as DraemProfile },
+  { label: 'DRAEM step 128², batch 4, widths 128/64 (official)', size: 128, batch: 4, rw: 128, dw: 64, heavy: true, reps: 1, profile: 'paper' as DraemProfile },
   // Landed methods at their cpu profile, through their own loss code (no PyTorch counterpart yet).
   { label: 'RIAD step, cpu profile (64², batch 4, width 8, 3 masked passes)', size: 64, batch: 4, rw: 8, dw: 0, heavy: false, reps: 3, method: 'riad' as const },
 ];
@@ -280,7 +296,8 @@ function trainSection(part: number): { rows: Row[]; notes: string[] } {
   const s = DRAEM_STEPS[part];
   if ('method' in s && s.method === 'riad') return { rows: [riadStep(s.label, s.reps)], notes: [] };
   const notes = ['DRAEM step: src/models/draem networks and loss (L2 + SSIM + focal), random data, Adam; PyTorch: model_unet.py + loss.py re-typed in experiments/bench/torch_bench.py'];
-  return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps)], notes };
+  const profile = 'profile' in s ? s.profile : 'cpu';
+  return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps, draemCheckpointing(profile))], notes };
 }
 
 /** 200 images at the PatchCore cpu profile (128² crop, layer2 stride 8 -> 16x16 patches). */

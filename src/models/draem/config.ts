@@ -1,5 +1,6 @@
 import type { ParamValue } from '../../augment/types.js';
 import type { BaseMethodConfig } from '../method.js';
+import type { DraemCheckpointing } from './network.js';
 
 /**
  * DRAEM hyperparameters (draem.md §2–§4; official VitjanZ/DRAEM train_DRAEM.py / test_DRAEM.py).
@@ -35,6 +36,14 @@ export interface DraemConfig extends BaseMethodConfig {
    * of the image.
    */
   scoreFilterSize: number;
+  /**
+   * Gradient checkpointing of the network blocks while training (src/nn/checkpoint.ts; network.ts
+   * DraemCheckpointing): 'off', 'block' or 'layer'. Trades one more forward pass per step for
+   * much less memory; the gradients, BN statistics and so the whole training trajectory are those
+   * of 'off', so it is not part of the checkpoint's config hash (a run may resume with another
+   * setting).
+   */
+  gradientCheckpointing: DraemCheckpointing;
   /** Training checkpoint every this many epochs (the last epoch is always saved). */
   checkpointEveryEpochs: number;
   /** Step checkpoints kept in `<runDir>/checkpoints`. */
@@ -68,6 +77,7 @@ export const DRAEM_PROFILES: Record<DraemProfile, DraemConfig> = {
     anomalyParams: {},
     texturesDir: null,
     scoreFilterSize: 21,
+    gradientCheckpointing: 'block',
     checkpointEveryEpochs: 10,
     keepCheckpoints: 2,
   },
@@ -92,6 +102,7 @@ export const DRAEM_PROFILES: Record<DraemProfile, DraemConfig> = {
     anomalyParams: {},
     texturesDir: null,
     scoreFilterSize: scaledScoreFilter(64),
+    gradientCheckpointing: 'off',
     checkpointEveryEpochs: 1,
     keepCheckpoints: 2,
   },

@@ -15,7 +15,7 @@ import { Rng } from '../../util/rng.js';
 import type { AnomalyDetector, FitContext, ImageSource, Prediction } from '../types.js';
 import type { DraemConfig } from './config.js';
 import { draemLoss } from './loss.js';
-import { DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward, type DraemNetworks } from './network.js';
+import { DRAEM_CHECKPOINTING, DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward, type DraemNetworks } from './network.js';
 import { anomalyMap, imageScores } from './scoring.js';
 
 /** One prepared training batch (JS memory; turned into tensors inside the step). */
@@ -91,6 +91,8 @@ export class Draem implements AnomalyDetector {
     const discriminative = new DiscriminativeSubNetwork(config.discriminativeWidth);
     draemWeightsInit(reconstructive);
     draemWeightsInit(discriminative);
+    reconstructive.setCheckpointing(config.gradientCheckpointing);
+    discriminative.setCheckpointing(config.gradientCheckpointing);
     this.nets = { reconstructive, discriminative };
   }
 
@@ -368,6 +370,7 @@ export class Draem implements AnomalyDetector {
       anomalyStrategy: c.anomalyStrategy,
       textures: c.texturesDir ?? 'procedural',
       scoreFilter: `${c.scoreFilterSize}x${c.scoreFilterSize} mean, max`,
+      gradientCheckpointing: c.gradientCheckpointing,
     };
     if (this.summary) {
       out.trainSteps = this.summary.totalSteps;
@@ -396,6 +399,9 @@ export function validateConfig(c: DraemConfig): void {
   if (!Number.isInteger(c.batchSize) || c.batchSize < 1) throw new ConfigError(`DRAEM batchSize must be a positive integer, got ${c.batchSize}`);
   if (!(c.lr > 0)) throw new ConfigError(`DRAEM lr must be > 0, got ${c.lr}`);
   if (c.lrSchedule !== 'official' && c.lrSchedule !== 'paper') throw new ConfigError(`DRAEM lrSchedule must be 'official' or 'paper', got '${String(c.lrSchedule)}'`);
+  if (!(DRAEM_CHECKPOINTING as readonly string[]).includes(c.gradientCheckpointing)) {
+    throw new ConfigError(`DRAEM gradientCheckpointing must be one of ${DRAEM_CHECKPOINTING.join(', ')}, got '${String(c.gradientCheckpointing)}'`);
+  }
   if (!Number.isInteger(c.checkpointEveryEpochs) || c.checkpointEveryEpochs < 1) {
     throw new ConfigError(`DRAEM checkpointEveryEpochs must be a positive integer, got ${c.checkpointEveryEpochs}`);
   }

@@ -3,6 +3,7 @@ import { ConfigError } from '../../errors.js';
 import { Conv2d } from '../../nn/layers/conv.js';
 import { Sequential } from '../../nn/layers/sequential.js';
 import { catChannels, doubleConv, downPool, upConvBnRelu } from '../../nn/layers/unetBlocks.js';
+import { callLayers, checkpoint, isRecordingGradients } from '../../nn/checkpoint.js';
 import { Layer } from '../../nn/module.js';
 
 /**
@@ -16,6 +17,46 @@ import { Layer } from '../../nn/module.js';
  * Conv3×3, BN, ReLU) (parameters at 0,1,3,4), `downPool` = Sequential(MaxPool2d(2)),
  * `upConvBnRelu` = Sequential(Upsample ×2 bilinear align_corners=True, Conv3×3, BN, ReLU).
  */
+
+/**
+ * Gradient checkpointing (src/nn/checkpoint.ts) of the blocks while training: 'off' keeps every
+ * activation for the backward pass (tfjs' default); 'block' keeps only the tensors between
+ * blocks (`blockN`, `mpN`, `upN`, `dbN`, `fin_out`) and recomputes each block's inside during
+ * the backward pass; 'layer' also cuts every double-conv block between its two conv-BN-ReLUs
+ * (less memory, same extra compute: every forward runs once more). Gradients and BN running
+ * statistics are those of 'off'. No effect outside gradient recording (eval, scoring).
+ */
+export const DRAEM_CHECKPOINTING = ['off', 'block', 'layer'] as const;
+export type DraemCheckpointing = (typeof DRAEM_CHECKPOINTING)[number];
+
+/**
+ * One block `seq` under `mode`: its input is x, or pre(x) (the max-pool before an encoder block),
+ * or concat([x, skip]) (the segmenter's decoder blocks); pooling and concatenation happen inside
+ * the checkpointed piece, so only block outputs are kept between blocks. 'layer' splits the
+ * 6-layer double-conv blocks into their two conv-BN-ReLU triples.
+ */
+function runBlock(mode: DraemCheckpointing, seq: Sequential<tf.Tensor4D>, x: tf.Tensor4D, opts: { pre?: Sequential<tf.Tensor4D>; skip?: tf.Tensor4D } = {}): tf.Tensor4D {
+  const { pre, skip } = opts;
+  if (mode === 'off' || !isRecordingGradients()) {
+    const input = pre ? pre.call(x) : skip ? catChannels([x, skip]) : x;
+    const y = seq.call(input);
+    if (input !== x) input.dispose();
+    return y;
+  }
+  const ls = seq.layers;
+  const pieces = mode === 'layer' && ls.length === 6 ? [ls.slice(0, 3), ls.slice(3)] : [ls];
+  const first = pieces[0];
+  let y: tf.Tensor4D;
+  if (skip) y = checkpoint((a: tf.Tensor4D, b: tf.Tensor4D) => callLayers(first, catChannels([a, b])), [x, skip], first);
+  else if (pre) y = checkpoint((a: tf.Tensor4D) => callLayers([...pre.layers, ...first], a), [x], [pre, ...first]);
+  else y = checkpoint((a: tf.Tensor4D) => callLayers(first, a), [x], first);
+  for (const p of pieces.slice(1)) {
+    const next = checkpoint((a: tf.Tensor4D) => callLayers(p, a), [y], p);
+    y.dispose();
+    y = next;
+  }
+  return y;
+}
 
 /** Parameter counts at the official widths (draem.md §2 and §7.1). */
 export const DRAEM_RECONSTRUCTIVE_PARAMS = 69_048_579;
@@ -55,13 +96,17 @@ export class EncoderReconstructive extends Layer<tf.Tensor4D, tf.Tensor4D> {
     this.block5 = this.addModule('block5', doubleConv(8 * w, 8 * w));
   }
 
+  /** See DraemCheckpointing; set through ReconstructiveSubNetwork.setCheckpointing. */
+  checkpointing: DraemCheckpointing = 'off';
+
   forward(x: tf.Tensor4D): tf.Tensor4D {
+    const run = (seq: Sequential<tf.Tensor4D>, t: tf.Tensor4D, pre?: Sequential<tf.Tensor4D>): tf.Tensor4D => runBlock(this.checkpointing, seq, t, { pre });
     return tf.tidy(() => {
-      const b1 = this.block1.call(x);
-      const b2 = this.block2.call(this.mp1.call(b1));
-      const b3 = this.block3.call(this.mp2.call(b2));
-      const b4 = this.block4.call(this.mp3.call(b3));
-      return this.block5.call(this.mp4.call(b4));
+      const b1 = run(this.block1, x);
+      const b2 = run(this.block2, b1, this.mp1);
+      const b3 = run(this.block3, b2, this.mp2);
+      const b4 = run(this.block4, b3, this.mp3);
+      return run(this.block5, b4, this.mp4);
     });
   }
 }
@@ -95,13 +140,17 @@ export class DecoderReconstructive extends Layer<tf.Tensor4D, tf.Tensor4D> {
     this.fin_out = this.addModule('fin_out', finOut(w, outChannels));
   }
 
+  /** See DraemCheckpointing; set through ReconstructiveSubNetwork.setCheckpointing. */
+  checkpointing: DraemCheckpointing = 'off';
+
   forward(b5: tf.Tensor4D): tf.Tensor4D {
+    const run = (seq: Sequential<tf.Tensor4D>, t: tf.Tensor4D): tf.Tensor4D => runBlock(this.checkpointing, seq, t);
     return tf.tidy(() => {
-      const d1 = this.db1.call(this.up1.call(b5));
-      const d2 = this.db2.call(this.up2.call(d1));
-      const d3 = this.db3.call(this.up3.call(d2));
-      const d4 = this.db4.call(this.up4.call(d3));
-      return this.fin_out.call(d4);
+      const d1 = run(this.db1, run(this.up1, b5));
+      const d2 = run(this.db2, run(this.up2, d1));
+      const d3 = run(this.db3, run(this.up3, d2));
+      const d4 = run(this.db4, run(this.up4, d3));
+      return run(this.fin_out, d4);
     });
   }
 }
@@ -124,6 +173,13 @@ export class ReconstructiveSubNetwork extends Layer<tf.Tensor4D, tf.Tensor4D> {
     checkWidth('reconstructive', baseWidth);
     this.encoder = this.addModule('encoder', new EncoderReconstructive(inChannels, baseWidth));
     this.decoder = this.addModule('decoder', new DecoderReconstructive(baseWidth, outChannels));
+  }
+
+  /** Gradient checkpointing of the blocks while training (DraemCheckpointing). */
+  setCheckpointing(mode: DraemCheckpointing): this {
+    this.encoder.checkpointing = mode;
+    this.decoder.checkpointing = mode;
+    return this;
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
@@ -164,14 +220,18 @@ export class EncoderDiscriminative extends Layer<tf.Tensor4D, DiscriminativeFeat
     this.block6 = this.addModule('block6', doubleConv(8 * w, 8 * w));
   }
 
+  /** See DraemCheckpointing; set through DiscriminativeSubNetwork.setCheckpointing. */
+  checkpointing: DraemCheckpointing = 'off';
+
   forward(x: tf.Tensor4D): DiscriminativeFeatures {
+    const run = (seq: Sequential<tf.Tensor4D>, t: tf.Tensor4D, pre?: Sequential<tf.Tensor4D>): tf.Tensor4D => runBlock(this.checkpointing, seq, t, { pre });
     return tf.tidy(() => {
-      const b1 = this.block1.call(x);
-      const b2 = this.block2.call(this.mp1.call(b1));
-      const b3 = this.block3.call(this.mp2.call(b2));
-      const b4 = this.block4.call(this.mp3.call(b3));
-      const b5 = this.block5.call(this.mp4.call(b4));
-      const b6 = this.block6.call(this.mp5.call(b5));
+      const b1 = run(this.block1, x);
+      const b2 = run(this.block2, b1, this.mp1);
+      const b3 = run(this.block3, b2, this.mp2);
+      const b4 = run(this.block4, b3, this.mp3);
+      const b5 = run(this.block5, b4, this.mp4);
+      const b6 = run(this.block6, b5, this.mp5);
       return [b1, b2, b3, b4, b5, b6] as DiscriminativeFeatures;
     });
   }
@@ -209,14 +269,19 @@ export class DecoderDiscriminative extends Layer<DiscriminativeFeatures, tf.Tens
     this.fin_out = this.addModule('fin_out', finOut(w, outChannels));
   }
 
+  /** See DraemCheckpointing; set through DiscriminativeSubNetwork.setCheckpointing. */
+  checkpointing: DraemCheckpointing = 'off';
+
   forward([b1, b2, b3, b4, b5, b6]: DiscriminativeFeatures): tf.Tensor4D {
+    const run = (seq: Sequential<tf.Tensor4D>, t: tf.Tensor4D, skip?: tf.Tensor4D): tf.Tensor4D => runBlock(this.checkpointing, seq, t, { skip });
     return tf.tidy(() => {
-      const db = this.db_b.call(catChannels([this.up_b.call(b6), b5]));
-      const d1 = this.db1.call(catChannels([this.up1.call(db), b4]));
-      const d2 = this.db2.call(catChannels([this.up2.call(d1), b3]));
-      const d3 = this.db3.call(catChannels([this.up3.call(d2), b2]));
-      const d4 = this.db4.call(catChannels([this.up4.call(d3), b1]));
-      return this.fin_out.call(d4);
+      // torch.cat((up, b), 1): the concatenation happens inside the checkpointed db block.
+      const db = run(this.db_b, run(this.up_b, b6), b5);
+      const d1 = run(this.db1, run(this.up1, db), b4);
+      const d2 = run(this.db2, run(this.up2, d1), b3);
+      const d3 = run(this.db3, run(this.up3, d2), b2);
+      const d4 = run(this.db4, run(this.up4, d3), b1);
+      return run(this.fin_out, d4);
     });
   }
 }
@@ -239,6 +304,13 @@ export class DiscriminativeSubNetwork extends Layer<tf.Tensor4D, tf.Tensor4D> {
     checkWidth('discriminative', baseWidth);
     this.encoder_segment = this.addModule('encoder_segment', new EncoderDiscriminative(inChannels, baseWidth));
     this.decoder_segment = this.addModule('decoder_segment', new DecoderDiscriminative(baseWidth, outChannels));
+  }
+
+  /** Gradient checkpointing of the blocks while training (DraemCheckpointing). */
+  setCheckpointing(mode: DraemCheckpointing): this {
+    this.encoder_segment.checkpointing = mode;
+    this.decoder_segment.checkpointing = mode;
+    return this;
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
