@@ -22,8 +22,11 @@ const FN = 4;
 const PARAMS = 8;
 const CONTROL_BYTES = 4096;
 const PAGE = 65536;
-/** K chunk: a kc × 8 B panel (8 KB) stays in L1, an R × kc block of A (≤ 128 KB) in L2. */
-const KC = 256;
+/**
+ * K chunk: the A tile (4 × kc) stays in L1 and the kc × N chunk of packed B (≤ 512 KB) in L2
+ * while every panel streams through for one tile.
+ */
+const B_CHUNK_FLOATS = 1 << 17;
 const MAX_ROWS = 128;
 /** Below this many MACs a job runs on the calling thread alone (waking workers costs ~50 µs). */
 const PARALLEL_MIN_MACS = 4e6;
@@ -88,6 +91,11 @@ export interface ConvGeometry2d {
 
 type ConvBlockFn = (...args: number[]) => void;
 
+/** The chunk size ≤ max that splits n into equal chunks (576 by 512 → 288 + 288, not 512 + 64). */
+function evenChunk(n: number, max: number): number {
+  return Math.ceil(n / Math.ceil(n / Math.max(1, max)));
+}
+
 /**
  * Implicit GEMM (convBlockImplicit) pays where im2col is a large share: stride 1, a small filter
  * (a 3×3 tap loop, not the image-sized "filters" of the gradient convolutions), enough input
@@ -98,8 +106,11 @@ export function useImplicit(g: ConvGeometry2d): boolean {
   if (g.strideHeight !== 1 || g.strideWidth !== 1) return false;
   const taps = g.filterHeight * g.filterWidth;
   if (taps === 1 || taps > 49 || g.inChannels < IMPLICIT_MIN_CHANNELS) return false;
+  // Overcompute on the padded grid (Wp / OW) against im2col's copy: measured, implicit wins at
+  // 64 and 32 px wide, and at 16 px only while channels are few (im2col's copy per MAC shrinks as
+  // Cin·Cout grows: 16×16×512 3×3 im2col 11.0 vs implicit 10.3 GMAC/s).
   const Wp = g.outWidth + (g.filterWidth - 1) * g.dilationWidth;
-  return Wp <= 1.5 * g.outWidth;
+  return Wp <= 1.1 * g.outWidth || (Wp <= 1.5 * g.outWidth && g.inChannels <= 64);
 }
 
 interface GemmExports {
@@ -264,7 +275,7 @@ export class GemmEngine {
     const params = [
       xOff, g.inHeight, g.inWidth, g.inChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
       g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft, g.outHeight, g.outWidth,
-      M, K, N, panels, R, KC, bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride, direct ? 1 : 0,
+      M, K, N, panels, R, evenChunk(K, Math.max(16, Math.floor(B_CHUNK_FLOATS / (panels * NR)))), bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride, direct ? 1 : 0,
     ];
     this.run(params, nBlocks, parallel);
     out.set(new Float32Array(this.mem.buffer, outOff, out.length));
@@ -319,8 +330,10 @@ export class GemmEngine {
     f32.set(filter, filterOff / 4);
     this.ex.packB(filterOff, K, N, N, 1, bpOff);
     if (bias) f32.set(bias, biasOff / 4);
+    // B chunk of tapChunk·C × panels·8 floats ≤ B_CHUNK_FLOATS (L2-resident)
+    const tapChunk = evenChunk(taps, Math.floor(B_CHUNK_FLOATS / (C * panels * NR)));
     const params = [
-      xOff, Hp, Wp, C, taps, tapOff, g.outHeight, g.outWidth, blocksPerImage,
+      xOff, Hp, Wp, C, taps, tapChunk, tapOff, g.outHeight, g.outWidth, blocksPerImage,
       K, N, panels, R, bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride,
     ];
     this.run(params, g.batch * blocksPerImage, parallel, 1);
