@@ -253,7 +253,7 @@ function draemStep(label: string, size: number, batch: number, rw: number, dw: n
  * DRAEM steps: the cpu profile; 128², batch 4 at 1/4 of the official widths; and the issue's
  * reference, 128², batch 4, official widths (97.4 M parameters), which fits wasm32's 4 GB heap
  * only with gradient checkpointing. `profile`: whose gradientCheckpointing setting the part uses
- * (cpu: off; the others stand for the paper configuration: block).
+ * (cpu: off; the others stand for the paper configuration: layer).
  */
 export const DRAEM_STEPS = [
   { label: 'DRAEM step, cpu profile (64², batch 8, widths 16/8)', size: 64, batch: 8, rw: 16, dw: 8, heavy: false, reps: 3, profile: 'cpu' as DraemProfile },

@@ -124,7 +124,7 @@ describe('DRAEM gradient checkpointing', () => {
   });
 
   it('profiles: on for paper, off for cpu; validated; settable with --set', () => {
-    expect(draemMethod.resolveConfig('paper', {}).gradientCheckpointing).toBe('block');
+    expect(draemMethod.resolveConfig('paper', {}).gradientCheckpointing).toBe('layer');
     expect(draemMethod.resolveConfig('cpu', {}).gradientCheckpointing).toBe('off');
     expect(draemMethod.resolveConfig('cpu', { set: { gradientCheckpointing: 'layer' } }).gradientCheckpointing).toBe('layer');
     expect(() => draemMethod.resolveConfig('cpu', { set: { gradientCheckpointing: 'yes' } })).toThrow(ConfigError);
