@@ -216,6 +216,23 @@ describe('checkpoint mechanics (wasm)', () => {
     block.dispose();
   });
 
+  it('a parameter of the scope that is also an input gets the sum of both uses, once each', () => {
+    setInitSeed(5);
+    const conv = new Conv2d(3, 3, 3, { padding: 1 });
+    const x = tf.tensor4d(randn(2 * 6 * 6 * 3, 4), [2, 6, 6, 3]);
+    // uses the weight as its argument and, through conv.call, from the module
+    const f = (w: tf.Tensor): tf.Tensor4D => conv.call(tf.conv2d(x, w as tf.Tensor4D, 1, 'same'));
+    const g = (ck: boolean): Float32Array => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(ck ? checkpoint(f, [conv.weight], conv) : f(conv.weight))) as tf.Scalar, [conv.weight]);
+      const out = grads[conv.weight.name].dataSync() as Float32Array;
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    expect(relErr(g(true), g(false))).toBeLessThanOrEqual(1e-6);
+    x.dispose();
+    conv.dispose();
+  });
+
   it('leaks no tensors and no bytes over repeated Adam steps', () => {
     const { net } = makeNet();
     const x = tf.tensor4d(randn(2 * 8 * 8 * 3, 1), [2, 8, 8, 3]);
