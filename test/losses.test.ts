@@ -6,7 +6,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DRAEM_SSIM, RIAD_SSIM, ssimLoss, ssimMap } from '../src/nn/losses/ssim.js';
 import { gmsMap, msgmsLoss, msgmsMap } from '../src/nn/losses/msgms.js';
 import { focalLoss, focalLossFromLogits } from '../src/nn/losses/focalLoss.js';
-import { BorderMode, gaussianBlur2d, gaussianKernel1d, meanFilter2d, resizeBilinear, scipyGaussianRadius } from '../src/nn/layers/smoothing.js';
+import {
+  BorderMode, gaussianBlur2d, gaussianKernel1d, meanFilter2d, resizeBilinear, scipyGaussianRadius, separableByConv, separableByMatMul,
+} from '../src/nn/layers/smoothing.js';
 
 // Fixtures: test/fixtures/make_loss_fixtures.py (PyTorch restatements of the reference formulas,
 // scikit-image structural_similarity, scipy.ndimage.gaussian_filter). Tensors stored NCHW.
@@ -206,5 +208,26 @@ describe('smoothing (patchcore.md §4, draem.md §4)', () => {
       tf.dispose(tf.grad((a: tf.Tensor) => tf.add(ssimLoss(a as tf.Tensor4D, y, DRAEM_SSIM), msgmsLoss(a as tf.Tensor4D, y)))(x));
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each([
+    { shape: [2, 19, 23, 1], kh: 11, kw: 11 },
+    { shape: [1, 17, 12, 3], kh: 5, kw: 3 },
+  ])('separable filter: banded-matrix matMuls equal the 1-channel convolutions, values and gradients ($shape)', ({ shape, kh, kw }) => {
+    const x = tf.randomUniform(shape) as tf.Tensor4D;
+    const th = gaussianKernel1d(1.5, kh);
+    const tw = gaussianKernel1d(2, kw);
+    const r = tf.randomNormal([shape[0], shape[1] - kh + 1, shape[2] - kw + 1, shape[3]]);
+    const run = (f: typeof separableByConv) => tf.tidy(() => {
+      const y = f(x, th, tw);
+      const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(f(a as tf.Tensor4D, th, tw), r)))(x);
+      return [y.shape, y.dataSync(), g.dataSync()] as const;
+    });
+    const [shapeA, ya, ga] = run(separableByMatMul);
+    const [shapeB, yb, gb] = run(separableByConv);
+    expect(shapeA).toEqual(shapeB);
+    for (let i = 0; i < ya.length; i++) expect(ya[i]).toBeCloseTo(yb[i], 5);
+    for (let i = 0; i < ga.length; i++) expect(ga[i]).toBeCloseTo(gb[i], 5);
+    tf.dispose([x, r]);
   });
 });
