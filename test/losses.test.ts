@@ -211,8 +211,8 @@ describe('smoothing (patchcore.md §4, draem.md §4)', () => {
   });
 
   it.each([
-    { shape: [2, 19, 23, 1], kh: 11, kw: 11 },
-    { shape: [1, 17, 12, 3], kh: 5, kw: 3 },
+    { shape: [2, 19, 23, 1] as [number, number, number, number], kh: 11, kw: 11 },
+    { shape: [1, 17, 12, 3] as [number, number, number, number], kh: 5, kw: 3 },
   ])('separable filter: banded-matrix matMuls equal the 1-channel convolutions, values and gradients ($shape)', ({ shape, kh, kw }) => {
     const x = tf.randomUniform(shape) as tf.Tensor4D;
     const th = gaussianKernel1d(1.5, kh);

@@ -189,6 +189,34 @@ describe('GemmEngine', () => {
     expect(outs[0][(3 * 8 + 5) * 9 + 4]).toBeCloseTo(ref, 4);
   });
 
+  it('caches packed weights from the second call with the same key, with the same results', async () => {
+    const g = {
+      batch: 1, inHeight: 12, inWidth: 12, inChannels: 16, filterHeight: 3, filterWidth: 3, outChannels: 24,
+      strideHeight: 2, strideWidth: 2, dilationHeight: 1, dilationWidth: 1, padTop: 1, padLeft: 1, outHeight: 6, outWidth: 6,
+    };
+    const e = await GemmEngine.create(1);
+    const f = values(3 * 3 * 16 * 24, 21);
+    const key = {};
+    const outs: Float32Array[] = [];
+    for (let i = 0; i < 4; i++) {
+      const out = new Float32Array(6 * 6 * 24);
+      e.conv2d(g, values(12 * 12 * 16, 30 + (i % 2)), f, null, false, out, key);
+      outs.push(out);
+    }
+    expect(e.stats.packedHits).toBe(2); // 1st: seen, 2nd: packed into the cache, 3rd and 4th: hits
+    expect(Buffer.from(outs[2].buffer).equals(Buffer.from(outs[0].buffer))).toBe(true);
+    expect(Buffer.from(outs[3].buffer).equals(Buffer.from(outs[1].buffer))).toBe(true);
+    // a matMul with another key does not see those panels; its own result stays right
+    const a = values(5 * 16, 40);
+    const b = values(16 * 24, 41);
+    const got = new Float32Array(5 * 24);
+    for (let i = 0; i < 3; i++) e.matMul(a, b, 5, 16, 24, false, got, {});
+    let ref = 0;
+    for (let k = 0; k < 16; k++) ref += a[2 * 16 + k] * b[k * 24 + 7];
+    expect(got[2 * 24 + 7]).toBeCloseTo(ref, 5);
+    e.dispose();
+  });
+
   it('rejects use after dispose and a bad ADBENCH_SIMD_THREADS', async () => {
     const e = await GemmEngine.create(1);
     e.dispose();

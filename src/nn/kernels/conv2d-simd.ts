@@ -77,7 +77,7 @@ function simdConv(
   const xv = backend.typedArrayFromHeap(x) as Float32Array;
   const fv = backend.typedArrayFromHeap(filter) as Float32Array;
   const bv = bias ? (backend.typedArrayFromHeap(bias) as Float32Array) : null;
-  engine.conv2d(geometry(info), xv, fv, bv, activation === 'relu', backend.typedArrayFromHeap(out) as Float32Array);
+  engine.conv2d(geometry(info), xv, fv, bv, activation === 'relu', backend.typedArrayFromHeap(out) as Float32Array, filter.dataId);
   return out;
 }
 
@@ -110,7 +110,7 @@ function simdMatMul(engine: GemmEngine, minMacs: number, inner: tf.KernelFunc, a
   const out = backend.makeOutput([...outer, a.shape[ra - 2], N], 'float32');
   engine.matMul(
     backend.typedArrayFromHeap(a) as Float32Array, backend.typedArrayFromHeap(b) as Float32Array, M, K, N, transposeB,
-    backend.typedArrayFromHeap(out) as Float32Array,
+    backend.typedArrayFromHeap(out) as Float32Array, b.dataId,
   );
   return out;
 }

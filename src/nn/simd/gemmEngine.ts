@@ -27,6 +27,8 @@ const PAGE = 65536;
  * while every panel streams through for one tile.
  */
 const B_CHUNK_FLOATS = 1 << 17;
+/** Packed-weights cache: WRN-50-2 to layer3 packs to ~100 MB; cleared whole when full. */
+const B_CACHE_BYTES = 256 * 2 ** 20;
 const MAX_ROWS = 128;
 /** Below this many MACs a job runs on the calling thread alone (waking workers costs ~50 µs). */
 const PARALLEL_MIN_MACS = 4e6;
@@ -145,7 +147,11 @@ export class GemmEngine {
   private workers: Worker[] = [];
   private disposed = false;
   /** Convolutions run and their multiply-accumulates (for tests and profiles). */
-  readonly stats = { convs: 0, macs: 0, implicitConvs: 0 };
+  readonly stats = { convs: 0, macs: 0, implicitConvs: 0, packedHits: 0 };
+  /** Packed B panels kept between calls, at [CONTROL_BYTES, cacheEnd); per-call data follows. */
+  private readonly bCache = new Map<object, { off: number; K: number; N: number; rowStride: number; colStride: number }>();
+  private readonly seen = new WeakSet<object>();
+  private cacheEnd = CONTROL_BYTES;
   /** Implicit GEMM for the convolutions useImplicit() picks (false: always im2col; for A/B runs). */
   implicit = true;
 
@@ -212,26 +218,61 @@ export class GemmEngine {
    * out = act(conv2d(x, filter) + bias) for NHWC x and a [kh, kw, Cin, Cout] filter; `out` must
    * hold batch·outHeight·outWidth·outChannels floats. Any stride, dilation and padding.
    */
-  conv2d(g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array): void {
-    this.convJob(g, x, filter, g.outChannels, 1, bias, relu, out);
+  conv2d(
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array,
+    filterKey?: object,
+  ): void {
+    this.convJob(g, x, filter, g.outChannels, 1, bias, relu, out, filterKey);
   }
 
   /**
    * out[M, N] = a[M, K] · B with B = b as [K, N], or b as [N, K] transposed when `transposeB`
    * (packed straight from the transposed layout, no transpose pass). Same kernels as a 1×1 conv.
    */
-  matMul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, transposeB: boolean, out: Float32Array): void {
+  matMul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, transposeB: boolean, out: Float32Array, bKey?: object): void {
     const g: ConvGeometry2d = {
       batch: 1, inHeight: M, inWidth: 1, inChannels: K, filterHeight: 1, filterWidth: 1, outChannels: N,
       strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: M, outWidth: 1,
     };
-    this.convJob(g, a, b, transposeB ? 1 : N, transposeB ? K : 1, null, false, out);
+    this.convJob(g, a, b, transposeB ? 1 : N, transposeB ? K : 1, null, false, out, bKey);
+  }
+
+  /**
+   * Packed B from the cache, packing it there on the second sighting of `key` (frozen weights:
+   * a backbone's filters, PatchCore's memory bank), or null (caller packs per call). Training
+   * sees each weight version once, so it never fills the cache. Keys must stand for immutable
+   * data (tfjs dataIds do: a tensor's data never changes, a variable's assign makes a new dataId).
+   */
+  private cachedB(filter: Float32Array, key: object | undefined, K: number, N: number, rowStride: number, colStride: number): number | null {
+    if (!key) return null;
+    const hit = this.bCache.get(key);
+    if (hit && hit.K === K && hit.N === N && hit.rowStride === rowStride && hit.colStride === colStride) {
+      this.stats.packedHits++;
+      return hit.off;
+    }
+    const bytes = Math.ceil(N / NR) * K * NR * 4;
+    if (!this.seen.has(key) || bytes > B_CACHE_BYTES / 4) {
+      this.seen.add(key);
+      return null;
+    }
+    if (this.cacheEnd + bytes > CONTROL_BYTES + B_CACHE_BYTES) {
+      this.bCache.clear();
+      this.cacheEnd = CONTROL_BYTES;
+    }
+    const off = this.cacheEnd;
+    this.cacheEnd = Math.ceil((off + bytes) / 64) * 64;
+    const rawOff = this.cacheEnd;
+    this.ensureBytes(rawOff + filter.length * 4);
+    new Float32Array(this.mem.buffer).set(filter, rawOff / 4);
+    this.ex.packB(rawOff, K, N, rowStride, colStride, off);
+    this.bCache.set(key, { off, K, N, rowStride, colStride });
+    return off;
   }
 
   /** B[k, n] = filter[k·rowStride + n·colStride]. */
   private convJob(
     g: ConvGeometry2d, x: Float32Array, filter: Float32Array, rowStride: number, colStride: number,
-    bias: Float32Array | null, relu: boolean, out: Float32Array,
+    bias: Float32Array | null, relu: boolean, out: Float32Array, filterKey?: object,
   ): void {
     if (this.disposed) throw new Error('GemmEngine: used after dispose()');
     const K = g.filterHeight * g.filterWidth * g.inChannels;
@@ -250,25 +291,29 @@ export class GemmEngine {
     const parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
     if (this.implicit && rowStride === N && colStride === 1 && useImplicit(g)) {
       this.stats.implicitConvs++;
-      this.implicitJob(g, x, filter, bias, relu, out, parallel);
+      this.implicitJob(g, x, filter, bias, relu, out, parallel, filterKey);
       return;
     }
+    const cachedBp = this.cachedB(filter, filterKey, K, N, rowStride, colStride);
     const want = parallel ? Math.ceil(M / (threads * 4)) : M;
     const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
     const nBlocks = Math.ceil(M / R);
     const align = (n: number) => Math.ceil(n / 64) * 64;
-    const xOff = CONTROL_BYTES;
-    const bpOff = align(xOff + x.length * 4 + 4 * K * 4); // slack: padded rows of a direct A read past x
-    const filterOff = align(bpOff + panels * K * NR * 4);
-    const biasOff = align(filterOff + filter.length * 4);
+    const xOff = this.cacheEnd;
+    const bpSlot = align(xOff + x.length * 4 + 4 * K * 4); // slack: padded rows of a direct A read past x
+    const filterOff = cachedBp === null ? align(bpSlot + panels * K * NR * 4) : bpSlot;
+    const bpOff = cachedBp ?? bpSlot;
+    const biasOff = align(filterOff + (cachedBp === null ? filter.length * 4 : 0));
     const outOff = align(biasOff + N * 4 + 16);
     const scratchOff = align(outOff + out.length * 4);
     const scratchStride = align((R * K + R * panels * NR) * 4);
     this.ensureBytes(scratchOff + scratchStride * threads);
     const f32 = new Float32Array(this.mem.buffer);
     f32.set(x, xOff / 4);
-    f32.set(filter, filterOff / 4);
-    this.ex.packB(filterOff, K, N, rowStride, colStride, bpOff);
+    if (cachedBp === null) {
+      f32.set(filter, filterOff / 4);
+      this.ex.packB(filterOff, K, N, rowStride, colStride, bpOff);
+    }
     if (bias) f32.set(bias, biasOff / 4);
     const direct = g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1
       && g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
@@ -285,7 +330,10 @@ export class GemmEngine {
    * Stride-1 convolution without im2col: x is copied once into a zero-padded image (Hp × Wp: the
    * copy is needed anyway, the padding comes free) and each filter tap is a fixed offset into it.
    */
-  private implicitJob(g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array, parallel: boolean): void {
+  private implicitJob(
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array,
+    parallel: boolean, filterKey?: object,
+  ): void {
     const C = g.inChannels;
     const N = g.outChannels;
     const taps = g.filterHeight * g.filterWidth;
@@ -300,11 +348,13 @@ export class GemmEngine {
     const align = (n: number) => Math.ceil(n / 64) * 64;
     const padFloats = g.batch * Hp * Wp * C;
     const slackFloats = ((g.filterWidth - 1) * g.dilationWidth + Wp + 8) * C;
-    const xOff = CONTROL_BYTES;
+    const cachedBp = this.cachedB(filter, filterKey, K, N, N, 1);
+    const xOff = this.cacheEnd;
     const tapOff = align(xOff + (padFloats + slackFloats) * 4);
-    const bpOff = align(tapOff + taps * 4);
-    const filterOff = align(bpOff + panels * K * NR * 4);
-    const biasOff = align(filterOff + filter.length * 4);
+    const bpSlot = align(tapOff + taps * 4);
+    const filterOff = cachedBp === null ? align(bpSlot + panels * K * NR * 4) : bpSlot;
+    const bpOff = cachedBp ?? bpSlot;
+    const biasOff = align(filterOff + (cachedBp === null ? filter.length * 4 : 0));
     const outOff = align(biasOff + N * 4 + 16);
     const scratchOff = align(outOff + out.length * 4);
     const scratchStride = align(R * panels * NR * 4);
@@ -327,8 +377,10 @@ export class GemmEngine {
         tapTable[ky * g.filterWidth + kx] = (ky * g.dilationHeight * Wp + kx * g.dilationWidth) * C * 4;
       }
     }
-    f32.set(filter, filterOff / 4);
-    this.ex.packB(filterOff, K, N, N, 1, bpOff);
+    if (cachedBp === null) {
+      f32.set(filter, filterOff / 4);
+      this.ex.packB(filterOff, K, N, N, 1, bpOff);
+    }
     if (bias) f32.set(bias, biasOff / 4);
     // B chunk of tapChunk·C × panels·8 floats ≤ B_CHUNK_FLOATS (L2-resident)
     const tapChunk = evenChunk(taps, Math.floor(B_CHUNK_FLOATS / (C * panels * NR)));
