@@ -16,34 +16,9 @@ import { MaxPool2d, catChannels, doubleConv } from '../src/nn/layers/unetBlocks.
 import { Layer, isRecomputing } from '../src/nn/module.js';
 import { setupRuntime } from '../src/runtime.js';
 import { Adam } from '../src/train/optimizers/adam.js';
+import { randn, relErr } from './helpers/numeric.js';
 
 type Backend = 'wasm' | 'cpu';
-
-/** Deterministic N(0,1)-ish data, identical on every backend. */
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-12);
-}
 
 /** y = x·γ with a hand-written gradient (a customGrad op with a parameter, like the fused BN). */
 class CustomScale extends Layer<tf.Tensor4D, tf.Tensor4D> {

@@ -20,6 +20,7 @@ import {
   DRAEM_PROFILES, Draem, DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward, draemLoss, draemMethod,
   type DraemCheckpointing, type DraemConfig,
 } from '../src/models/draem/index.js';
+import { relErr } from './helpers/numeric.js';
 
 let root = '';
 beforeAll(async () => {
@@ -67,16 +68,6 @@ function oneStep(mode: DraemCheckpointing, size: number, batch: number): Step {
   nets.reconstructive.dispose();
   nets.discriminative.dispose();
   return out;
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-12);
 }
 
 describe('DRAEM gradient checkpointing', () => {

@@ -17,6 +17,7 @@ import { TinyDarknet } from '../src/models/backbones/darknet.js';
 import type { Module } from '../src/nn/module.js';
 import { countMacs } from '../src/energy/macs.js';
 import { setInitSeed } from '../src/nn/init.js';
+import { randn, relErr } from './helpers/numeric.js';
 
 const BACKENDS = ['wasm', 'cpu'] as const;
 const TOL = 1e-5;
@@ -26,33 +27,7 @@ beforeAll(async () => {
   registerWasmTrainingKernels();
 });
 
-/** Deterministic N(0,1)-ish data (mulberry32 + Box-Muller). */
-function randn(n: number, seed: number, scale = 1, offset = 0): Float32Array {
-  let s = seed >>> 0;
-  const u = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = offset + scale * Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
 /** ‖a − b‖ / ‖b‖. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
-}
-
 const data = (t: tf.Tensor): Float32Array => t.dataSync() as Float32Array;
 
 /** The op-chain BatchNorm2d training forward as it was before fusion (tfjs autodiff through it). */

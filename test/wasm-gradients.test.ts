@@ -17,35 +17,10 @@ import {
 } from '../src/nn/kernels/conv-math.js';
 import { isOurs } from '../src/nn/kernels/kernel-util.js';
 import { Conv2d, ConvTranspose2d } from '../src/nn/layers/conv.js';
+import { randn, relErr } from './helpers/numeric.js';
 
 const TOL = 1e-4;
 type Backend = 'cpu' | 'wasm';
-
-/** Deterministic N(0,1)-ish data (mulberry32 + Box-Muller) so both backends see identical inputs. */
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
-  return out;
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-12);
-}
 
 interface GradResult {
   y: Float32Array;

@@ -59,13 +59,11 @@ export const NR = 8;
 const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4, gemmTaps: 5, convBlockImplicit: 6 } as const;
 
 /**
- * gemm(rows, panels, kc, a, lda, bp, panelStride, c, ldc, accumulate): for every 8-column panel j
- * and every 4-row tile i, C[i.., 8j..] (+)= A[i.., 0..kc) · Bpanel_j[0..kc). rows % 4 == 0, kc ≥ 1;
- * lda, panelStride, ldc in bytes.
+ * The 4×8 register tile shared by gemm and gemmTaps: 8 f32x4 accumulators (4 rows × 2 vectors),
+ * 2 B vectors, 1 A splat. Uses the caller's locals/params i, j, rows, panels, bp, bpan,
+ * panelStride, c, cp, ldc, lda, ap, bq, k, accumulate.
  */
-function gemm(relaxed: boolean): FunctionDef {
-  const f = new Fn(['rows', 'panels', 'kc', 'a', 'lda', 'bp', 'panelStride', 'c', 'ldc', 'accumulate']);
-  for (const n of ['j', 'i', 'k', 'ap', 'bq', 'cp', 'bpan']) f.local(n);
+function tileKit(f: Fn, relaxed: boolean) {
   f.local('b0', V128);
   f.local('b1', V128);
   f.local('av', V128);
@@ -77,48 +75,68 @@ function gemm(relaxed: boolean): FunctionDef {
   // registers held across the k loop (measured 13.7 -> 15.7 GMAC/s for the gemm alone).
   const rowAddr = (base: Code, r: number): Code => (r === 0 ? base : op.add(base, op.mul(f.g('lda'), op.i32(r))));
   const cRow = (r: number): Code => (r === 0 ? f.g('cp') : op.add(f.g('cp'), op.mul(f.g('ldc'), op.i32(r))));
-  const body: Code[] = [
-    // Tile rows outer, panels inner: the 4 × kc A tile stays in L1 while B's kc × N chunk streams
-    // from L2 in order (measured 17.3 GMAC/s per core; panels outer with A from L2: ~11).
-    f.s('i', op.i32(0)),
-    op.block(op.loop(
-      op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
-      f.s('j', op.i32(0)),
-      f.s('bpan', f.g('bp')),
+  return {
+    /** k ≥ 1 iterations of C += A[4 rows at ap, +4 bytes] ⊗ B[8 at bq, +32 bytes] */
+    kLoop: (): Code => op.loop(
+      f.s('b0', op.v128Load(f.g('bq'))),
+      f.s('b1', op.v128Load(f.g('bq'), 16)),
+      ...Array.from({ length: MR }, (_, r) => [
+        f.s('av', op.v128Load32Splat(rowAddr(f.g('ap'), r))),
+        f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
+        f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
+      ]),
+      f.s('ap', op.add(f.g('ap'), op.i32(4))),
+      f.s('bq', op.add(f.g('bq'), op.i32(32))),
+      f.s('k', op.sub(f.g('k'), op.i32(1))),
+      op.brIf(0, f.g('k')),
+    ),
+    /**
+     * Tile rows outer (i += 4), panels inner (j, bpan += panelStride): the A tile stays in L1
+     * while B's chunk streams from L2 in order. `inner` runs the k loop(s) for tile (i, j) after
+     * cp is set and the accumulators initialised; the tile is stored after it.
+     */
+    overTiles: (inner: Code[]): Code[] => [
+      f.s('i', op.i32(0)),
       op.block(op.loop(
-        op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
-        f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
-        ...acc.map((n) => f.s(n, op.v128Zero())),
-        op.if_(f.g('accumulate'),
-          ...acc.map((n) => f.s(n, op.v128Load(cRow(Number(n[1])), Number(n[2]) * 16)))),
-        f.s('ap', op.add(f.g('a'), op.mul(f.g('i'), f.g('lda')))),
-        f.s('bq', f.g('bpan')),
-        f.s('k', f.g('kc')),
-        op.loop(
-          f.s('b0', op.v128Load(f.g('bq'))),
-          f.s('b1', op.v128Load(f.g('bq'), 16)),
+        op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
+        f.s('j', op.i32(0)),
+        f.s('bpan', f.g('bp')),
+        op.block(op.loop(
+          op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
+          f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
+          ...acc.map((n) => f.s(n, op.v128Zero())),
+          op.if_(f.g('accumulate'), ...acc.map((n) => f.s(n, op.v128Load(cRow(Number(n[1])), Number(n[2]) * 16)))),
+          ...inner,
           ...Array.from({ length: MR }, (_, r) => [
-            f.s('av', op.v128Load32Splat(rowAddr(f.g('ap'), r))),
-            f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
-            f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
+            op.v128Store(cRow(r), f.g(`c${r}0`)),
+            op.v128Store(cRow(r), f.g(`c${r}1`), 16),
           ]),
-          f.s('ap', op.add(f.g('ap'), op.i32(4))),
-          f.s('bq', op.add(f.g('bq'), op.i32(32))),
-          f.s('k', op.sub(f.g('k'), op.i32(1))),
-          op.brIf(0, f.g('k')),
-        ),
-        ...Array.from({ length: MR }, (_, r) => [
-          op.v128Store(cRow(r), f.g(`c${r}0`)),
-          op.v128Store(cRow(r), f.g(`c${r}1`), 16),
-        ]),
-        f.s('j', op.add(f.g('j'), op.i32(1))),
-        f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
+          f.s('j', op.add(f.g('j'), op.i32(1))),
+          f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
+          op.br(0),
+        )),
+        f.s('i', op.add(f.g('i'), op.i32(MR))),
         op.br(0),
       )),
-      f.s('i', op.add(f.g('i'), op.i32(MR))),
-      op.br(0),
-    )),
-  ];
+    ],
+  };
+}
+
+/**
+ * gemm(rows, panels, kc, a, lda, bp, panelStride, c, ldc, accumulate): for every 8-column panel j
+ * and every 4-row tile i, C[i.., 8j..] (+)= A[i.., 0..kc) · Bpanel_j[0..kc). rows % 4 == 0, kc ≥ 1;
+ * lda, panelStride, ldc in bytes.
+ */
+function gemm(relaxed: boolean): FunctionDef {
+  const f = new Fn(['rows', 'panels', 'kc', 'a', 'lda', 'bp', 'panelStride', 'c', 'ldc', 'accumulate']);
+  for (const n of ['j', 'i', 'k', 'ap', 'bq', 'cp', 'bpan']) f.local(n);
+  const tile = tileKit(f, relaxed);
+  const body: Code[] = tile.overTiles([
+    f.s('ap', op.add(f.g('a'), op.mul(f.g('i'), f.g('lda')))),
+    f.s('bq', f.g('bpan')),
+    f.s('k', f.g('kc')),
+    tile.kLoop(),
+  ]);
   return f.def('gemm', body);
 }
 
@@ -337,64 +355,21 @@ function packB(): FunctionDef {
 function gemmTaps(relaxed: boolean): FunctionDef {
   const f = new Fn(['rows', 'panels', 't0', 'taps', 'C', 'a', 'lda', 'tapTable', 'bp', 'panelStride', 'c', 'ldc', 'accumulate']);
   for (const n of ['j', 'i', 'k', 't', 'ap', 'a0', 'bq', 'cp', 'bpan']) f.local(n);
-  f.local('b0', V128);
-  f.local('b1', V128);
-  f.local('av', V128);
-  const acc: string[] = [];
-  for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) acc.push(`c${r}${h}`);
-  for (const n of acc) f.local(n, V128);
-  const madd = (a: Code, b: Code, c: Code): Code => (relaxed ? op.f32x4RelaxedMadd(a, b, c) : op.f32x4Add(c, op.f32x4Mul(a, b)));
-  // Row addresses as base + lda·r inside the loop rather than three more live locals: fewer
-  // registers held across the k loop (measured 13.7 -> 15.7 GMAC/s for the gemm alone).
-  const rowAddr = (base: Code, r: number): Code => (r === 0 ? base : op.add(base, op.mul(f.g('lda'), op.i32(r))));
-  const cRow = (r: number): Code => (r === 0 ? f.g('cp') : op.add(f.g('cp'), op.mul(f.g('ldc'), op.i32(r))));
-  const body: Code[] = [
-    f.s('i', op.i32(0)),
+  const tile = tileKit(f, relaxed);
+  const body: Code[] = tile.overTiles([
+    f.s('a0', op.add(f.g('a'), op.mul(f.g('i'), f.g('lda')))),
+    f.s('bq', f.g('bpan')),
+    f.s('t', f.g('t0')),
     op.block(op.loop(
-      op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
-      f.s('j', op.i32(0)),
-      f.s('bpan', f.g('bp')),
-      op.block(op.loop(
-        op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
-        f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
-        ...acc.map((n) => f.s(n, op.v128Zero())),
-        op.if_(f.g('accumulate'),
-          ...acc.map((n) => f.s(n, op.v128Load(cRow(Number(n[1])), Number(n[2]) * 16)))),
-        f.s('a0', op.add(f.g('a'), op.mul(f.g('i'), f.g('lda')))),
-        f.s('bq', f.g('bpan')),
-        f.s('t', f.g('t0')),
-        op.block(op.loop(
-          op.brIf(1, op.geS(f.g('t'), op.add(f.g('t0'), f.g('taps')))),
-          f.s('ap', op.add(f.g('a0'), [f.g('tapTable'), op.shl(f.g('t'), op.i32(2)), 0x6a, 0x28, 0x02, 0x00])),
-          f.s('k', f.g('C')),
-          op.loop(
-            f.s('b0', op.v128Load(f.g('bq'))),
-            f.s('b1', op.v128Load(f.g('bq'), 16)),
-            ...Array.from({ length: MR }, (_, r) => [
-              f.s('av', op.v128Load32Splat(rowAddr(f.g('ap'), r))),
-              f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
-              f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
-            ]),
-            f.s('ap', op.add(f.g('ap'), op.i32(4))),
-            f.s('bq', op.add(f.g('bq'), op.i32(32))),
-            f.s('k', op.sub(f.g('k'), op.i32(1))),
-            op.brIf(0, f.g('k')),
-          ),
-          f.s('t', op.add(f.g('t'), op.i32(1))),
-          op.br(0),
-        )),
-        ...Array.from({ length: MR }, (_, r) => [
-          op.v128Store(cRow(r), f.g(`c${r}0`)),
-          op.v128Store(cRow(r), f.g(`c${r}1`), 16),
-        ]),
-        f.s('j', op.add(f.g('j'), op.i32(1))),
-        f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
-        op.br(0),
-      )),
-      f.s('i', op.add(f.g('i'), op.i32(MR))),
+      op.brIf(1, op.geS(f.g('t'), op.add(f.g('t0'), f.g('taps')))),
+      // ap = a0 + tapTable[t] (i32.load)
+      f.s('ap', op.add(f.g('a0'), [f.g('tapTable'), op.shl(f.g('t'), op.i32(2)), 0x6a, 0x28, 0x02, 0x00])),
+      f.s('k', f.g('C')),
+      tile.kLoop(),
+      f.s('t', op.add(f.g('t'), op.i32(1))),
       op.br(0),
     )),
-  ];
+  ]);
   return f.def('gemmTaps', body);
 }
 
