@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { installSimdConvKernels, simdConvEngine, uninstallSimdConvKernels } from '../src/nn/kernels/conv2d-simd.js';
+import { installSimdConvKernels, simdCapacityFallbacks, simdConvEngine, uninstallSimdConvKernels } from '../src/nn/kernels/conv2d-simd.js';
 import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
 import { isOurs } from '../src/nn/kernels/kernel-util.js';
-import { GemmEngine } from '../src/nn/simd/gemmEngine.js';
+import { EngineCapacityError, GemmEngine } from '../src/nn/simd/gemmEngine.js';
 import { gemmModuleBytes } from '../src/nn/simd/gemmModule.js';
 
 /** Deterministic pseudo-random values in [-1, 1). */
@@ -130,6 +130,31 @@ describe('SIMD GEMM conv kernels on wasm', () => {
     expect(relErr(got, want)).toBeLessThan(2e-6);
   });
 
+  it('a convolution too large for the engine memory falls back to tfjs\' kernel, same result, no leak', async () => {
+    uninstallSimdConvKernels();
+    await installSimdConvKernels(1, { minMacs: 0, maxPages: 64 }); // 4 MB engine memory
+    try {
+      const c: Case = { x: [2, 20, 20, 32], f: [3, 3, 32, 32], stride: 1, dilation: 1, pad: 'same' }; // fits: runs on the engine
+      const big: Case = { x: [4, 64, 64, 32], f: [3, 3, 32, 32], stride: 1, dilation: 1, pad: 'same' }; // 2.2 MB padded in + 2 MB out: does not
+      const f0 = simdCapacityFallbacks();
+      const small = runCase(c, 5);
+      expect(simdCapacityFallbacks()).toBe(f0);
+      const before = tf.memory().numTensors;
+      const got = runCase(big, 6);
+      expect(simdCapacityFallbacks()).toBe(f0 + 1);
+      expect(tf.memory().numTensors).toBe(before);
+      await tf.setBackend('cpu');
+      const want = runCase(big, 6);
+      const wantSmall = runCase(c, 5);
+      await tf.setBackend('wasm');
+      expect(relErr(got, want)).toBeLessThan(2e-6);
+      expect(relErr(small, wantSmall)).toBeLessThan(2e-6);
+    } finally {
+      uninstallSimdConvKernels();
+      await installSimdConvKernels(2, { minMacs: 0 });
+    }
+  });
+
   it('does not leak tensors', () => {
     const c = CASES[0];
     runCase(c, 3);
@@ -214,6 +239,17 @@ describe('GemmEngine', () => {
     let ref = 0;
     for (let k = 0; k < 16; k++) ref += a[2 * 16 + k] * b[k * 24 + 7];
     expect(got[2 * 24 + 7]).toBeCloseTo(ref, 5);
+    e.dispose();
+  });
+
+  it('says how much memory a call needed when it does not fit', async () => {
+    const e = await GemmEngine.create(1, { maxPages: 16 });
+    const g = {
+      batch: 1, inHeight: 256, inWidth: 256, inChannels: 8, filterHeight: 1, filterWidth: 1, outChannels: 8,
+      strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: 256, outWidth: 256,
+    };
+    expect(() => e.conv2d(g, new Float32Array(256 * 256 * 8), new Float32Array(64), null, false, new Float32Array(256 * 256 * 8)))
+      .toThrow(EngineCapacityError);
     e.dispose();
   });
 

@@ -9,13 +9,14 @@
  * cached weights save).
  */
 import * as tf from '@tensorflow/tfjs';
-import { GemmEngine, type ConvGeometry2d } from '../simd/gemmEngine.js';
+import { EngineCapacityError, GemmEngine, type ConvGeometry2d } from '../simd/gemmEngine.js';
 import { mark } from './kernel-util.js';
 
 const MIN_MACS = 2e5;
 
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
@@ -77,8 +78,38 @@ function simdConv(
   const xv = backend.typedArrayFromHeap(x) as Float32Array;
   const fv = backend.typedArrayFromHeap(filter) as Float32Array;
   const bv = bias ? (backend.typedArrayFromHeap(bias) as Float32Array) : null;
-  engine.conv2d(geometry(info), xv, fv, bv, activation === 'relu', backend.typedArrayFromHeap(out) as Float32Array, filter.dataId);
-  return out;
+  return orFallback(backend, out, native, args, () =>
+    engine.conv2d(geometry(info), xv, fv, bv, activation === 'relu', backend.typedArrayFromHeap(out) as Float32Array, filter.dataId));
+}
+
+let warnedCapacity = false;
+let fallbacks = 0;
+
+/** Calls that did not fit the engine's memory and ran on tfjs' kernels instead (this process). */
+export function simdCapacityFallbacks(): number {
+  return fallbacks;
+}
+
+/**
+ * Runs the engine into `out`; a call too large for the engine's memory (EngineCapacityError)
+ * frees `out` and runs the fallback kernel instead, with one warning per process.
+ */
+function orFallback(
+  backend: WasmBackendLike, out: tf.TensorInfo, fallback: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0], run: () => void,
+): tf.TensorInfo | tf.TensorInfo[] {
+  try {
+    run();
+    return out;
+  } catch (e) {
+    if (!(e instanceof EngineCapacityError)) throw e;
+    backend.disposeData(out.dataId, true);
+    fallbacks++;
+    if (!warnedCapacity) {
+      warnedCapacity = true;
+      console.warn(`[backend] ${e.message}; such calls use tfjs' own wasm kernels (slower)`);
+    }
+    return fallback(args);
+  }
 }
 
 interface MatMulAttrs {
@@ -108,11 +139,10 @@ function simdMatMul(engine: GemmEngine, minMacs: number, inner: tf.KernelFunc, a
   if (K !== kb || M * K * N < minMacs) return inner(args);
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const out = backend.makeOutput([...outer, a.shape[ra - 2], N], 'float32');
-  engine.matMul(
+  return orFallback(backend, out, inner, args, () => engine.matMul(
     backend.typedArrayFromHeap(a) as Float32Array, backend.typedArrayFromHeap(b) as Float32Array, M, K, N, transposeB,
     backend.typedArrayFromHeap(out) as Float32Array, b.dataId,
-  );
-  return out;
+  ));
 }
 
 let engine: GemmEngine | null = null;
@@ -129,7 +159,7 @@ export function simdConvEngine(): GemmEngine | null {
  */
 export async function installSimdConvKernels(
   threads = GemmEngine.defaultThreads(),
-  opts: { minMacs?: number } = {},
+  opts: { minMacs?: number; maxPages?: number } = {},
 ): Promise<GemmEngine | null> {
   const minMacs = opts.minMacs ?? MIN_MACS;
   if (engine) return engine;
@@ -137,7 +167,7 @@ export async function installSimdConvKernels(
   const nativeFused = tf.getKernel(tf.FusedConv2D, 'wasm');
   const innerMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
   if (nativeConv == null || nativeFused == null || innerMatMul == null) return null;
-  const e = await GemmEngine.create(threads);
+  const e = await GemmEngine.create(threads, { maxPages: opts.maxPages });
   engine = e;
   const wrap = (name: string, nativeCfg: tf.KernelConfig, fused: boolean) => {
     tf.unregisterKernel(name, 'wasm');

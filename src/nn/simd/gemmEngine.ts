@@ -135,6 +135,11 @@ function relaxedSimdAvailable(): boolean {
   }
 }
 
+/** A call that does not fit the engine's memory (wasm32: 4 GB); callers fall back to tfjs' kernels. */
+export class EngineCapacityError extends Error {
+  override name = 'EngineCapacityError';
+}
+
 export interface GemmEngineInfo {
   threads: number;
   relaxedSimd: boolean;
@@ -158,8 +163,9 @@ export class GemmEngine {
   private constructor(
     readonly info: GemmEngineInfo,
     module: WebAssembly.Module,
+    private readonly maxPages: number,
   ) {
-    this.mem = new WebAssembly.Memory({ initial: 256, maximum: 65536, shared: true });
+    this.mem = new WebAssembly.Memory({ initial: Math.min(256, maxPages), maximum: maxPages, shared: true });
     this.ex = new WebAssembly.Instance(module, { env: { mem: this.mem } }).exports as unknown as GemmExports;
     this.ctl = new Int32Array(this.mem.buffer, 0, 64);
   }
@@ -168,10 +174,10 @@ export class GemmEngine {
    * Compiles the module (relaxed SIMD when V8 has it, unless `relaxedSimd: false`) and starts
    * threads − 1 workers.
    */
-  static async create(threads = 1, opts: { relaxedSimd?: boolean } = {}): Promise<GemmEngine> {
+  static async create(threads = 1, opts: { relaxedSimd?: boolean; maxPages?: number } = {}): Promise<GemmEngine> {
     const relaxed = opts.relaxedSimd !== false && relaxedSimdAvailable();
     const module = new WebAssembly.Module(gemmModuleBytes(relaxed));
-    const engine = new GemmEngine({ threads: Math.max(1, Math.floor(threads)), relaxedSimd: relaxed }, module);
+    const engine = new GemmEngine({ threads: Math.max(1, Math.floor(threads)), relaxedSimd: relaxed }, module, opts.maxPages ?? 65536);
     const ready: Promise<void>[] = [];
     for (let t = 1; t < engine.info.threads; t++) {
       const w = new Worker(WORKER_SOURCE, {
@@ -211,7 +217,18 @@ export class GemmEngine {
 
   private ensureBytes(bytes: number): void {
     const need = bytes - this.mem.buffer.byteLength;
-    if (need > 0) this.mem.grow(Math.ceil(need / PAGE));
+    if (need <= 0) return;
+    const pages = Math.ceil(need / PAGE);
+    if (this.mem.buffer.byteLength / PAGE + pages > this.maxPages) {
+      throw new EngineCapacityError(
+        `GemmEngine: this call needs ${(bytes / 2 ** 20).toFixed(1)} MB, above the engine memory's ${(this.maxPages * PAGE / 2 ** 20).toFixed(1)} MB`,
+      );
+    }
+    try {
+      this.mem.grow(pages);
+    } catch (e) {
+      throw new EngineCapacityError(`GemmEngine: could not grow its memory to ${(bytes / 2 ** 20).toFixed(0)} MB (${(e as Error).message})`);
+    }
   }
 
   /**
