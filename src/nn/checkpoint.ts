@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { isRecordingGradients } from './tape.js';
 import type { Sequential } from './layers/sequential.js';
 import { type Layer, type Module, whileRecomputing } from './module.js';
 
@@ -53,10 +54,7 @@ function engineState(): EngineState {
   return (tf.engine() as unknown as { state: EngineState }).state;
 }
 
-/** Whether kernels run now are recorded for a gradient (the engine's isTapeOn). */
-export function isRecordingGradients(): boolean {
-  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
-}
+export { isRecordingGradients };
 
 export type CheckpointScope = Module | readonly Module[];
 

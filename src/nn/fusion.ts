@@ -1,5 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
-
 /**
  * Layer fusion switch. With fusion on (the default), the layers run fewer, larger kernels with
  * the same results to float32 rounding:
@@ -35,9 +33,4 @@ export function withoutLayerFusion<T>(fn: () => T): T {
   } finally {
     setLayerFusion(prev);
   }
-}
-
-/** True while tfjs records a gradient tape (inside tf.grad(s) / variableGrads / minimize). */
-export function gradientTapeActive(): boolean {
-  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
 }

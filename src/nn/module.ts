@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { WeightsError } from '../errors.js';
-import { popModuleScope, popModuleType, pushModuleScope, pushModuleType } from './scope.js';
+import { withModuleScope } from './scope.js';
 
 /**
  * How a parameter is laid out in PyTorch, so checkpoints in torchvision/timm layout convert on load.
@@ -264,14 +264,7 @@ export abstract class Layer<I = tf.Tensor, O = tf.Tensor> extends Module {
   abstract forward(x: I): O;
 
   call(x: I): O {
-    pushModuleScope(this.path || this.constructor.name);
-    pushModuleType(this.constructor.name);
-    try {
-      return this.forward(x);
-    } finally {
-      popModuleType();
-      popModuleScope();
-    }
+    return withModuleScope(this.path || this.constructor.name, this.constructor.name, () => this.forward(x));
   }
 }
 

@@ -29,3 +29,15 @@ export function popModuleType(): void {
 export function currentModuleType(): string {
   return typeStack.length > 0 ? typeStack[typeStack.length - 1] : '';
 }
+
+/** Runs `fn` attributed to module `path` of class `type` (Module.call, and fused kernels that stand in for a module). */
+export function withModuleScope<T>(path: string, type: string, fn: () => T): T {
+  pushModuleScope(path);
+  pushModuleType(type);
+  try {
+    return fn();
+  } finally {
+    popModuleType();
+    popModuleScope();
+  }
+}

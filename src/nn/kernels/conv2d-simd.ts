@@ -154,7 +154,8 @@ export function simdConvEngine(): GemmEngine | null {
 
 /**
  * Replaces wasm's Conv2D, FusedConv2D and BatchMatMul by the SIMD GEMM versions (keeping the
- * kernels registered before as the fallback; call after registerWasmTrainingKernels). No-op without the wasm backend package or when already installed. Returns the engine.
+ * kernels registered before as the fallback; call after registerWasmTrainingKernels). No-op
+ * without the wasm backend package or when already installed. Returns the engine.
  * `minMacs`: smaller convolutions keep XNNPACK (tests set 0 to route everything through the engine).
  */
 export async function installSimdConvKernels(
@@ -169,29 +170,19 @@ export async function installSimdConvKernels(
   if (nativeConv == null || nativeFused == null || innerMatMul == null) return null;
   const e = await GemmEngine.create(threads, { maxPages: opts.maxPages });
   engine = e;
-  const wrap = (name: string, nativeCfg: tf.KernelConfig, fused: boolean) => {
-    tf.unregisterKernel(name, 'wasm');
+  // Each replacement keeps the replaced kernel's setup/dispose hooks and falls back to its kernelFunc.
+  const replace = (prev: tf.KernelConfig, kernelFunc: tf.KernelFunc) => {
+    tf.unregisterKernel(prev.kernelName, 'wasm');
     tf.registerKernel(mark<tf.KernelConfig>({
-      kernelName: name,
-      backendName: 'wasm',
-      setupFunc: nativeCfg.setupFunc,
-      disposeFunc: nativeCfg.disposeFunc,
-      kernelFunc: (args) => simdConv(e, minMacs, nativeCfg.kernelFunc, args, fused),
+      kernelName: prev.kernelName, backendName: 'wasm', setupFunc: prev.setupFunc, disposeFunc: prev.disposeFunc, kernelFunc,
     }));
   };
-  wrap(tf.Conv2D, nativeConv, false);
-  wrap(tf.FusedConv2D, nativeFused, true);
-  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
-  tf.registerKernel(mark<tf.KernelConfig>({
-    kernelName: tf.BatchMatMul,
-    backendName: 'wasm',
-    setupFunc: innerMatMul.setupFunc,
-    disposeFunc: innerMatMul.disposeFunc,
-    kernelFunc: (args) => simdMatMul(e, minMacs, innerMatMul.kernelFunc, args),
-  }));
+  replace(nativeConv, (args) => simdConv(e, minMacs, nativeConv.kernelFunc, args, false));
+  replace(nativeFused, (args) => simdConv(e, minMacs, nativeFused.kernelFunc, args, true));
+  replace(innerMatMul, (args) => simdMatMul(e, minMacs, innerMatMul.kernelFunc, args));
   uninstallers.push(() => {
-    for (const [name, cfg] of [[tf.Conv2D, nativeConv], [tf.FusedConv2D, nativeFused], [tf.BatchMatMul, innerMatMul]] as const) {
-      tf.unregisterKernel(name, 'wasm');
+    for (const cfg of [nativeConv, nativeFused, innerMatMul]) {
+      tf.unregisterKernel(cfg.kernelName, 'wasm');
       tf.registerKernel(cfg);
     }
     e.dispose();

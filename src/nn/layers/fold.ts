@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { gradientTapeActive, layerFusionEnabled } from '../fusion.js';
-import { popModuleScope, popModuleType, pushModuleScope, pushModuleType } from '../scope.js';
+import { layerFusionEnabled } from '../fusion.js';
+import { withModuleScope } from '../scope.js';
+import { isRecordingGradients } from '../tape.js';
 import type { Conv2d } from './conv.js';
 import type { BatchNorm2d } from './norm.js';
 
@@ -42,7 +43,7 @@ export class ConvBnFold {
   get active(): boolean {
     if (this.conv.isTraining || this.bn.isTraining || !layerFusionEnabled()) return false;
     if (this.conv.groups !== 1 && !this.conv.depthwise) return false;
-    return !(gradientTapeActive() && this.sources().some((v) => v != null && v.trainable));
+    return !(isRecordingGradients() && this.sources().some((v) => v != null && v.trainable));
   }
 
   /**
@@ -70,22 +71,15 @@ export class ConvBnFold {
   private folded(x: tf.Tensor4D): tf.Tensor4D {
     const { filter, bias } = this.weights();
     // Attributed to the conv, as its unfused kernel would be (kernel-level meters).
-    pushModuleScope(this.conv.path || this.conv.constructor.name);
-    pushModuleType(this.conv.constructor.name);
-    try {
-      return tf.tidy(() => {
-        const { x: xk, pad } = this.conv.kernelInput(x);
-        const d = this.conv.dilation;
-        const args = {
-          x: xk, filter, strides: this.conv.stride, pad, dilations: [d, d] as [number, number], bias,
-          activation: this.activation, leakyreluAlpha: this.leakyreluAlpha,
-        };
-        return this.conv.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
-      });
-    } finally {
-      popModuleType();
-      popModuleScope();
-    }
+    return withModuleScope(this.conv.path || this.conv.constructor.name, this.conv.constructor.name, () => tf.tidy(() => {
+      const { x: xk, pad } = this.conv.kernelInput(x);
+      const d = this.conv.dilation;
+      const args = {
+        x: xk, filter, strides: this.conv.stride, pad, dilations: [d, d] as [number, number], bias,
+        activation: this.activation, leakyreluAlpha: this.leakyreluAlpha,
+      };
+      return this.conv.depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+    }));
   }
 
   /** W' and b', rebuilt when any source variable's data changed. */

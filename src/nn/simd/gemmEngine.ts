@@ -300,52 +300,98 @@ export class GemmEngine {
       out.fill(0);
       return;
     }
-    this.stats.convs++;
-    this.stats.macs += M * K * N;
-    const panels = Math.ceil(N / NR);
-    const threads = this.info.threads;
     const macs = M * K * N;
-    const parallel = threads > 1 && macs >= PARALLEL_MIN_MACS;
+    this.stats.convs++;
+    this.stats.macs += macs;
+    const parallel = this.info.threads > 1 && macs >= PARALLEL_MIN_MACS;
     if (this.implicit && rowStride === N && colStride === 1 && useImplicit(g)) {
       this.stats.implicitConvs++;
       this.implicitJob(g, x, filter, bias, relu, out, parallel, filterKey);
-      return;
+    } else {
+      this.im2colJob(g, x, filter, rowStride, colStride, bias, relu, out, parallel, filterKey);
     }
-    const cachedBp = this.cachedB(filter, filterKey, K, N, rowStride, colStride);
-    const want = parallel ? Math.ceil(M / (threads * 4)) : M;
-    const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
-    const nBlocks = Math.ceil(M / R);
-    const align = (n: number) => Math.ceil(n / 64) * 64;
-    const xOff = this.cacheEnd;
-    const bpSlot = align(xOff + x.length * 4 + 4 * K * 4); // slack: padded rows of a direct A read past x
-    const filterOff = cachedBp === null ? align(bpSlot + panels * K * NR * 4) : bpSlot;
-    const bpOff = cachedBp ?? bpSlot;
-    const biasOff = align(filterOff + (cachedBp === null ? filter.length * 4 : 0));
-    const outOff = align(biasOff + N * 4 + 16);
-    const scratchOff = align(outOff + out.length * 4);
-    const scratchStride = align((R * K + R * panels * NR) * 4);
-    this.ensureBytes(scratchOff + scratchStride * threads);
+  }
+
+  /** Rows per block: whole jobs alone, else about 4 blocks per thread; a multiple of 4, ≤ MAX_ROWS. */
+  private rowsPerBlock(rows: number, parallel: boolean): number {
+    const want = parallel ? Math.ceil(rows / (this.info.threads * 4)) : rows;
+    return Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
+  }
+
+  /**
+   * Lays out one call after the packed-weights cache — the caller's input region (`inputBytes`,
+   * written by `writeInput`), packed B (unless cached), the raw filter, bias, output, per-thread
+   * scratch — writes B and bias, runs the blocks and copies the output out.
+   */
+  private execute(
+    job: {
+      inputBytes: number; writeInput: (f32: Float32Array, inOff: number) => void; scratchPerThread: number;
+      filter: Float32Array; filterKey?: object; K: number; N: number; rowStride: number; colStride: number;
+      bias: Float32Array | null; out: Float32Array; nBlocks: number; parallel: boolean; which: 0 | 1;
+      params: (o: { inOff: number; bpOff: number; biasOff: number; outOff: number; scratchOff: number; scratchStride: number }) => number[];
+    },
+  ): void {
+    const { filter, K, N, bias, out } = job;
+    const panelBytes = Math.ceil(N / NR) * K * NR * 4;
+    const cachedBp = this.cachedB(filter, job.filterKey, K, N, job.rowStride, job.colStride);
+    let end = this.cacheEnd;
+    const alloc = (bytes: number): number => {
+      const off = end;
+      end = Math.ceil((off + bytes) / 64) * 64;
+      return off;
+    };
+    const inOff = alloc(job.inputBytes);
+    const bpOff = cachedBp ?? alloc(panelBytes);
+    const filterOff = cachedBp === null ? alloc(filter.length * 4) : -1;
+    const biasOff = alloc(N * 4 + 16);
+    const outOff = alloc(out.length * 4);
+    const scratchStride = Math.ceil(job.scratchPerThread / 64) * 64;
+    const scratchOff = alloc(scratchStride * this.info.threads);
+    this.ensureBytes(end);
     const f32 = new Float32Array(this.mem.buffer);
-    f32.set(x, xOff / 4);
+    job.writeInput(f32, inOff);
     if (cachedBp === null) {
       f32.set(filter, filterOff / 4);
-      this.ex.packB(filterOff, K, N, rowStride, colStride, bpOff);
+      this.ex.packB(filterOff, K, N, job.rowStride, job.colStride, bpOff);
     }
     if (bias) f32.set(bias, biasOff / 4);
+    const params = job.params({ inOff, bpOff, biasOff: bias ? biasOff : 0, outOff, scratchOff, scratchStride });
+    this.run(params, job.nBlocks, job.parallel, job.which);
+    out.set(new Float32Array(this.mem.buffer, outOff, out.length));
+  }
+
+  /** im2col rows (or, for 1×1 stride-1 unpadded convs and matMuls, x itself) times packed B. */
+  private im2colJob(
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, rowStride: number, colStride: number,
+    bias: Float32Array | null, relu: boolean, out: Float32Array, parallel: boolean, filterKey?: object,
+  ): void {
+    const K = g.filterHeight * g.filterWidth * g.inChannels;
+    const N = g.outChannels;
+    const M = g.batch * g.outHeight * g.outWidth;
+    const panels = Math.ceil(N / NR);
+    const R = this.rowsPerBlock(M, parallel);
     const direct = g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1
       && g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
-    const params = [
-      xOff, g.inHeight, g.inWidth, g.inChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
-      g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft, g.outHeight, g.outWidth,
-      M, K, N, panels, R, evenChunk(K, Math.max(16, Math.floor(B_CHUNK_FLOATS / (panels * NR)))), bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride, direct ? 1 : 0,
-    ];
-    this.run(params, nBlocks, parallel);
-    out.set(new Float32Array(this.mem.buffer, outOff, out.length));
+    const kc = evenChunk(K, Math.max(16, Math.floor(B_CHUNK_FLOATS / (panels * NR))));
+    this.execute({
+      // slack after x: the direct path reads up to 3 padded rows past it
+      inputBytes: x.length * 4 + 4 * K * 4,
+      writeInput: (f32, inOff) => f32.set(x, inOff / 4),
+      scratchPerThread: (R * K + R * panels * NR) * 4,
+      filter, filterKey, K, N, rowStride, colStride, bias, out, parallel, which: 0,
+      nBlocks: Math.ceil(M / R),
+      params: (o) => [
+        o.inOff, g.inHeight, g.inWidth, g.inChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
+        g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft, g.outHeight, g.outWidth,
+        M, K, N, panels, R, kc, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride, direct ? 1 : 0,
+      ],
+    });
   }
 
   /**
    * Stride-1 convolution without im2col: x is copied once into a zero-padded image (Hp × Wp: the
-   * copy is needed anyway, the padding comes free) and each filter tap is a fixed offset into it.
+   * copy is needed anyway, the padding comes free) followed by the filter's tap-offset table, and
+   * each filter tap is a fixed offset into the image.
    */
   private implicitJob(
     g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array,
@@ -359,54 +405,43 @@ export class GemmEngine {
     const Hp = g.outHeight + (g.filterHeight - 1) * g.dilationHeight;
     const Wp = g.outWidth + (g.filterWidth - 1) * g.dilationWidth;
     const gridRows = g.outHeight * Wp;
-    const want = parallel ? Math.ceil((g.batch * gridRows) / (this.info.threads * 4)) : gridRows;
-    const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4));
+    const R = this.rowsPerBlock(g.batch * gridRows, parallel);
     const blocksPerImage = Math.ceil(gridRows / R);
-    const align = (n: number) => Math.ceil(n / 64) * 64;
-    const padFloats = g.batch * Hp * Wp * C;
-    const slackFloats = ((g.filterWidth - 1) * g.dilationWidth + Wp + 8) * C;
-    const cachedBp = this.cachedB(filter, filterKey, K, N, N, 1);
-    const xOff = this.cacheEnd;
-    const tapOff = align(xOff + (padFloats + slackFloats) * 4);
-    const bpSlot = align(tapOff + taps * 4);
-    const filterOff = cachedBp === null ? align(bpSlot + panels * K * NR * 4) : bpSlot;
-    const bpOff = cachedBp ?? bpSlot;
-    const biasOff = align(filterOff + (cachedBp === null ? filter.length * 4 : 0));
-    const outOff = align(biasOff + N * 4 + 16);
-    const scratchOff = align(outOff + out.length * 4);
-    const scratchStride = align(R * panels * NR * 4);
-    this.ensureBytes(scratchOff + scratchStride * this.info.threads);
-    const f32 = new Float32Array(this.mem.buffer);
-    const x0 = xOff / 4;
-    f32.fill(0, x0, x0 + padFloats + slackFloats);
-    const rowLen = Math.min(g.inWidth, Wp - g.padLeft) * C;
-    for (let n = 0; n < g.batch; n++) {
-      for (let iy = 0; iy < g.inHeight; iy++) {
-        const py = iy + g.padTop;
-        if (py < 0 || py >= Hp || rowLen <= 0) continue;
-        const src = ((n * g.inHeight + iy) * g.inWidth) * C;
-        f32.set(x.subarray(src, src + rowLen), x0 + ((n * Hp + py) * Wp + g.padLeft) * C);
+    // image, plus slack for the last grid rows' taps and padded rows
+    const imageFloats = g.batch * Hp * Wp * C + ((g.filterWidth - 1) * g.dilationWidth + Wp + 8) * C;
+    const tapsOff = (inOff: number) => Math.ceil((inOff + imageFloats * 4) / 64) * 64;
+    const writeInput = (f32: Float32Array, inOff: number): void => {
+      const x0 = inOff / 4;
+      f32.fill(0, x0, x0 + imageFloats);
+      const rowLen = Math.min(g.inWidth, Wp - g.padLeft) * C;
+      for (let n = 0; n < g.batch; n++) {
+        for (let iy = 0; iy < g.inHeight; iy++) {
+          const py = iy + g.padTop;
+          if (py < 0 || py >= Hp || rowLen <= 0) continue;
+          const src = (n * g.inHeight + iy) * g.inWidth * C;
+          f32.set(x.subarray(src, src + rowLen), x0 + ((n * Hp + py) * Wp + g.padLeft) * C);
+        }
       }
-    }
-    const tapTable = new Int32Array(this.mem.buffer, tapOff, taps);
-    for (let ky = 0; ky < g.filterHeight; ky++) {
-      for (let kx = 0; kx < g.filterWidth; kx++) {
-        tapTable[ky * g.filterWidth + kx] = (ky * g.dilationHeight * Wp + kx * g.dilationWidth) * C * 4;
+      const tapTable = new Int32Array(f32.buffer, tapsOff(inOff), taps);
+      for (let ky = 0; ky < g.filterHeight; ky++) {
+        for (let kx = 0; kx < g.filterWidth; kx++) {
+          tapTable[ky * g.filterWidth + kx] = (ky * g.dilationHeight * Wp + kx * g.dilationWidth) * C * 4;
+        }
       }
-    }
-    if (cachedBp === null) {
-      f32.set(filter, filterOff / 4);
-      this.ex.packB(filterOff, K, N, N, 1, bpOff);
-    }
-    if (bias) f32.set(bias, biasOff / 4);
+    };
     // B chunk of tapChunk·C × panels·8 floats ≤ B_CHUNK_FLOATS (L2-resident)
     const tapChunk = evenChunk(taps, Math.floor(B_CHUNK_FLOATS / (C * panels * NR)));
-    const params = [
-      xOff, Hp, Wp, C, taps, tapChunk, tapOff, g.outHeight, g.outWidth, blocksPerImage,
-      K, N, panels, R, bpOff, bias ? biasOff : 0, relu ? 1 : 0, outOff, scratchOff, scratchStride,
-    ];
-    this.run(params, g.batch * blocksPerImage, parallel, 1);
-    out.set(new Float32Array(this.mem.buffer, outOff, out.length));
+    this.execute({
+      inputBytes: tapsOff(0) + taps * 4,
+      writeInput,
+      scratchPerThread: R * panels * NR * 4,
+      filter, filterKey, K, N, rowStride: N, colStride: 1, bias, out, parallel, which: 1,
+      nBlocks: g.batch * blocksPerImage,
+      params: (o) => [
+        o.inOff, Hp, Wp, C, taps, tapChunk, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,
+        K, N, panels, R, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride,
+      ],
+    });
   }
 
   private run(params: number[], nBlocks: number, parallel: boolean, which: 0 | 1 = 0): void {
