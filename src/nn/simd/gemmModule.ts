@@ -14,43 +14,7 @@
  * accumulated over K in chunks of kc. Every output element is computed by one thread with the
  * same summation order whatever the thread count, so results are deterministic.
  */
-import { encodeModule, F32, FunctionDef, I32, op, V128, ValType, Code } from './wasmEncoder.js';
-
-class Fn {
-  private readonly names = new Map<string, number>();
-  readonly params: ValType[] = [];
-  readonly locals: ValType[] = [];
-
-  constructor(paramNames: string[]) {
-    for (const n of paramNames) {
-      this.names.set(n, this.params.length);
-      this.params.push(I32);
-    }
-  }
-
-  local(name: string, type: ValType = I32): number {
-    this.names.set(name, this.params.length + this.locals.length);
-    this.locals.push(type);
-    return this.names.get(name) as number;
-  }
-
-  /** local.get by name */
-  g(name: string): Code {
-    const i = this.names.get(name);
-    if (i === undefined) throw new Error(`gemmModule: unknown local ${name}`);
-    return op.get(i);
-  }
-
-  s(name: string, v: Code): Code {
-    const i = this.names.get(name);
-    if (i === undefined) throw new Error(`gemmModule: unknown local ${name}`);
-    return op.set(i, v);
-  }
-
-  def(name: string, body: Code[]): FunctionDef {
-    return { name, params: this.params, locals: this.locals, body };
-  }
-}
+import { encodeModule, F32, Fn, FunctionDef, op, V128, Code } from './wasmEncoder.js';
 
 export const MR = 4;
 export const NR = 8;

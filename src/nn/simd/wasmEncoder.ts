@@ -92,6 +92,24 @@ export const op = {
   f32x4Max: (a: Code, b: Code): Code => [a, b, simd(0xe9)],
   /** relaxed madd: a·b + c, fused where the hardware has FMA (relaxed-SIMD proposal). */
   f32x4RelaxedMadd: (a: Code, b: Code, c: Code): Code => [a, b, c, simd(0x105)],
+  f32x4Sub: (a: Code, b: Code): Code => [a, b, simd(0xe5)],
+  f32x4Div: (a: Code, b: Code): Code => [a, b, simd(0xe7)],
+  f32x4Sqrt: (a: Code): Code => [a, simd(0xe3)],
+  f32x4Splat: (a: Code): Code => [a, simd(0x13)],
+  f32x4Eq: (a: Code, b: Code): Code => [a, b, simd(0x41)],
+  v128And: (a: Code, b: Code): Code => [a, b, simd(0x4e)],
+  /** a & ~b */
+  v128AndNot: (a: Code, b: Code): Code => [a, b, simd(0x4f)],
+  v128Or: (a: Code, b: Code): Code => [a, b, simd(0x50)],
+  v128Not: (a: Code): Code => [a, simd(0x4d)],
+  f32Const: (v: number): Code => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)],
+  f32Sub: (a: Code, b: Code): Code => [a, b, 0x93],
+  f32Mul: (a: Code, b: Code): Code => [a, b, 0x94],
+  f32Div: (a: Code, b: Code): Code => [a, b, 0x95],
+  f32Sqrt: (a: Code): Code => [a, 0x91],
+  f32Eq: (a: Code, b: Code): Code => [a, b, 0x5b],
+  /** select(a, b, cond): a if cond ≠ 0 else b */
+  select: (a: Code, b: Code, cond: Code): Code => [a, b, cond, 0x1b],
   memoryCopy: (dst: Code, src: Code, n: Code): Code => [dst, src, n, 0xfc, 0x0a, 0x00, 0x00],
   memoryFill: (dst: Code, value: Code, n: Code): Code => [dst, value, n, 0xfc, 0x0b, 0x00],
 };
@@ -111,12 +129,55 @@ function flatten(code: Code, out: number[]): number[] {
 }
 
 /**
- * One module importing a shared memory env.mem (so worker threads can run the same code on the
- * same data) and exporting the given functions, none of which returns a value.
+ * Named i32/f32/v128 params and locals for one function body (local.get/set by name).
+ * Params are i32 unless typed `name:f32`.
  */
-export function encodeModule(functions: FunctionDef[], maxPages = 65536): Uint8Array<ArrayBuffer> {
+export class Fn {
+  private readonly names = new Map<string, number>();
+  readonly params: ValType[] = [];
+  readonly locals: ValType[] = [];
+
+  constructor(paramNames: string[]) {
+    for (const spec of paramNames) {
+      const [n, t] = spec.split(':');
+      this.names.set(n, this.params.length);
+      this.params.push(t === 'f32' ? F32 : I32);
+    }
+  }
+
+  local(name: string, type: ValType = I32): number {
+    this.names.set(name, this.params.length + this.locals.length);
+    this.locals.push(type);
+    return this.names.get(name) as number;
+  }
+
+  /** local.get by name */
+  g(name: string): Code {
+    const i = this.names.get(name);
+    if (i === undefined) throw new Error(`wasm function: unknown local ${name}`);
+    return op.get(i);
+  }
+
+  s(name: string, v: Code): Code {
+    const i = this.names.get(name);
+    if (i === undefined) throw new Error(`wasm function: unknown local ${name}`);
+    return op.set(i, v);
+  }
+
+  def(name: string, body: Code[]): FunctionDef {
+    return { name, params: this.params, locals: this.locals, body };
+  }
+}
+
+/**
+ * One module importing a memory env.mem and exporting the given functions, none of which returns
+ * a value. `shared` (default): a shared memory up to maxPages, so worker threads can run the same
+ * code on the same data; otherwise any non-shared memory (e.g. tfjs-backend-wasm's own heap).
+ */
+export function encodeModule(functions: FunctionDef[], maxPages = 65536, shared = true): Uint8Array<ArrayBuffer> {
   const types = functions.map((f) => [0x60, ...uleb(f.params.length), ...f.params, 0x00]);
-  const memImport = [...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)];
+  const limits = shared ? [0x03, ...uleb(1), ...uleb(maxPages)] : [0x00, ...uleb(0)];
+  const memImport = [...str('env'), ...str('mem'), 0x02, ...limits];
   const funcs = functions.map((_, i) => uleb(i));
   const exports = functions.map((f, i) => [...str(f.name), 0x00, ...uleb(i)]);
   const bodies = functions.map((f) => {
