@@ -1,6 +1,7 @@
 import { backendLogLine, initBackend, type BackendChoice, type BackendInfo } from './backend.js';
 import { installSimdConvKernels } from './nn/kernels/conv2d-simd.js';
 import { registerWasmTrainingKernels } from './nn/kernels/index.js';
+import { installHeapKernels } from './nn/simd/heapKernels.js';
 
 /** Whether the SIMD GEMM conv kernels are wanted: ADBENCH_SIMD=off (or 0) turns them off. */
 export function simdConvRequested(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -8,11 +9,19 @@ export function simdConvRequested(env: NodeJS.ProcessEnv = process.env): boolean
   return !(v === 'off' || v === '0' || v === 'false');
 }
 
+/** Whether the SIMD heap kernels are wanted: ADBENCH_HEAP_KERNELS=off (or 0) turns them off (A/B runs). */
+export function heapKernelsRequested(env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env.ADBENCH_HEAP_KERNELS ?? '').toLowerCase();
+  return !(v === 'off' || v === '0' || v === 'false');
+}
+
 /**
  * Everything a CLI or test needs before touching tensors: choose the backend, then register the
  * kernels and gradients that wasm lacks (conv gradients as forward convolutions, etc.) and, on
  * wasm, the SIMD GEMM convolutions (src/nn/simd; ADBENCH_SIMD=off keeps XNNPACK's,
- * ADBENCH_SIMD_THREADS sets their threads).
+ * ADBENCH_SIMD_THREADS sets their threads) and the SIMD kernels on tfjs' own heap (per-channel
+ * reductions, BatchNorm passes, 2×2 max-pool gradients, Adam; src/nn/simd/heapKernels.ts;
+ * ADBENCH_SIMD=off turns these off too, ADBENCH_HEAP_KERNELS=off only these).
  */
 export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: string) => void = () => {}): Promise<BackendInfo> {
   const info = await initBackend(choice);
@@ -27,6 +36,11 @@ export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: stri
       }
     } catch (e) {
       log(`[backend] SIMD GEMM convolutions unavailable (${(e as Error).message}); using XNNPACK's`);
+    }
+    try {
+      if (heapKernelsRequested() && installHeapKernels()) log('[backend] wasm per-channel reductions, BatchNorm, 2x2 max-pool gradient and Adam: SIMD kernels on the tfjs heap');
+    } catch (e) {
+      log(`[backend] SIMD heap kernels unavailable (${(e as Error).message}); using tfjs' own`);
     }
   }
   return info;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Layer } from '../module.js';
 import { layerFusionEnabled } from '../fusion.js';
+import { channelAffine, channelDot } from '../kernels/fused-ops.js';
 
 /**
  * BatchNorm over the channel (last) axis of NHWC tensors, PyTorch semantics: training normalises
@@ -78,23 +79,25 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       const save = args[3] as tf.GradSaveFunc;
       const mean = tf.mean(xi, [0, 1, 2]);
       const xc = tf.sub(xi, mean);
-      const variance = tf.mean(tf.square(xc), [0, 1, 2]);
+      const variance = channelDot(xc, xc, true);
       this.updateRunningStats(mean, variance, count);
       const inv = tf.div(1, tf.sqrt(tf.add(variance, this.eps)));
       save([xc, inv, gamma]);
-      const value = tf.add(tf.mul(xc, tf.mul(gamma, inv)), beta);
+      // On wasm each full-size pass below is one kernel (fused-ops.ts): y = xc·(γ/σ) + β
+      const zeros = tf.zerosLike(inv) as tf.Tensor1D;
+      const value = channelAffine(xc, tf.mul(gamma, inv) as tf.Tensor1D, xc, zeros, beta as tf.Tensor1D);
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [sxc, sinv, sgamma] = saved;
-          const dbeta = tf.sum(dy, [0, 1, 2]);
+          const dbeta = tf.sum(dy, [0, 1, 2]) as tf.Tensor1D;
           // Σ dy·x̂ = (Σ dy·xc)/σ
-          const dgamma = tf.mul(tf.sum(tf.mul(dy, sxc), [0, 1, 2]), sinv);
-          // x̂·dγ/M = xc · (dγ/σ)/M
-          const dx = tf.mul(
-            tf.sub(tf.sub(dy, tf.div(dbeta, count)), tf.mul(sxc, tf.div(tf.mul(dgamma, sinv), count))),
-            tf.mul(sgamma, sinv),
-          );
+          const dgamma = tf.mul(channelDot(dy, sxc), sinv) as tf.Tensor1D;
+          // dx = s·dy + xc·(−s·(dγ/σ)/M) + (−s·dβ/M) with s = γ/σ
+          const s = tf.mul(sgamma, sinv) as tf.Tensor1D;
+          const t = tf.neg(tf.mul(s, tf.div(tf.mul(dgamma, sinv), count))) as tf.Tensor1D;
+          const k = tf.neg(tf.mul(s, tf.div(dbeta, count))) as tf.Tensor1D;
+          const dx = channelAffine(dy, s, sxc, t, k);
           return [dx, dgamma, dbeta];
         },
       };

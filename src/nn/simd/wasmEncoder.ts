@@ -77,6 +77,7 @@ export const op = {
   or: (a: Code, b: Code): Code => [a, b, 0x72],
   and: (a: Code, b: Code): Code => [a, b, 0x71],
   shl: (a: Code, b: Code): Code => [a, b, 0x74],
+  shrS: (a: Code, b: Code): Code => [a, b, 0x75],
   /** f32 load/store at address + constant offset (alignment hint 4 bytes). */
   f32Load: (addr: Code, offset = 0): Code => [addr, 0x2a, 0x02, ...uleb(offset)],
   f32Store: (addr: Code, v: Code, offset = 0): Code => [addr, v, 0x38, 0x02, ...uleb(offset)],

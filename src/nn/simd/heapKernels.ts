@@ -1,0 +1,251 @@
+/**
+ * wasm kernels on heapModule.ts's SIMD code, running on tfjs-backend-wasm's own heap (no copies):
+ *   - Sum and Mean over the leading axes of a float32 tensor (every per-channel reduction of NHWC
+ *     data: BatchNorm statistics and gradients, bias gradients), replacing tfjs-wasm's transpose +
+ *     scalar loop; other reductions go to the kernel registered before;
+ *   - MaxPoolGrad: tfjs-wasm's own loses gradient (see maxPoolGradGeneric); 2×2 stride-2
+ *     unpadded pooling (U-Net encoders) runs a SIMD kernel, other windows a scalar loop;
+ *   - three kernels of our own, used through fusedOps.ts: ChannelDot (Σ a·b per channel),
+ *     ChannelAffine (p·u + q·v + w per channel) and AdamStep (the whole Adam update in one pass).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { heapModuleBytes, type HeapExports } from './heapModule.js';
+import { mark } from '../kernels/kernel-util.js';
+
+export const CHANNEL_DOT = 'AdbenchChannelDot';
+export const CHANNEL_AFFINE = 'AdbenchChannelAffine';
+export const ADAM_STEP = 'AdbenchAdamStep';
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  getMemoryOffset(dataId: tf.DataId): number;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  wasm: { asm?: { memory?: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void };
+}
+
+type Args = Parameters<tf.KernelFunc>[0];
+
+function wasmBackend(args: Args): WasmBackendLike {
+  return args.backend as unknown as WasmBackendLike;
+}
+
+const off = (b: WasmBackendLike, t: tf.TensorInfo): number => b.getMemoryOffset(t.dataId) >>> 0;
+
+/** The axes as [0, k) with 0 < k < rank, else null (not a leading-axes reduction). */
+function leadingAxes(axis: number | number[], shape: number[]): number | null {
+  const axes = [...tf.util.parseAxisParam(axis, shape)].sort((a, b) => a - b);
+  if (axes.length === 0 || axes.length >= shape.length) return null;
+  return axes.every((a, i) => a === i) ? axes.length : null;
+}
+
+/** `floats` floats of scratch on the heap for the duration of `run`. */
+function withScratch<T>(b: WasmBackendLike, floats: number, run: (ptr: number) => T): T {
+  const ptr = b.wasm._malloc(Math.max(16, floats * 4)) >>> 0;
+  try {
+    return run(ptr);
+  } finally {
+    b.wasm._free(ptr);
+  }
+}
+
+function columnReduce(ex: HeapExports, b: WasmBackendLike, x: tf.TensorInfo, y: tf.TensorInfo | null, k: number, keepDims: boolean, mean: boolean): tf.TensorInfo {
+  const M = tf.util.sizeFromShape(x.shape.slice(0, k));
+  const C = tf.util.sizeFromShape(x.shape.slice(k));
+  const outShape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...x.shape.slice(k)] : x.shape.slice(k);
+  const out = b.makeOutput(outShape, 'float32');
+  withScratch(b, 2 * C, (blk) => {
+    const fn = y ? ex.columnDot : ex.columnSum;
+    fn(off(b, x), y ? off(b, y) : 0, M, C, off(b, out), blk, mean && M > 0 ? 1 / M : 1);
+  });
+  return out;
+}
+
+interface ReduceAttrs {
+  axis: number | number[];
+  keepDims: boolean;
+}
+
+function reduceKernel(ex: HeapExports, native: tf.KernelConfig, mean: boolean): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const { axis, keepDims } = args.attrs as unknown as ReduceAttrs;
+    const k = x.dtype === 'float32' ? leadingAxes(axis, x.shape) : null;
+    if (k === null || x.shape.some((d) => d === 0)) return native.kernelFunc(args);
+    return columnReduce(ex, wasmBackend(args), x, null, k, keepDims, mean);
+  };
+}
+
+interface PoolGradAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: unknown;
+  dimRoundingMode?: string;
+}
+
+const isTwo = (v: number | [number, number]): boolean => (Array.isArray(v) ? v[0] === 2 && v[1] === 2 : v === 2);
+
+/**
+ * MaxPoolGrad, any window: the gradient goes to the first maximum of each window in row-major
+ * order (tfjs-backend-cpu's maxPoolPositions rule, also PyTorch's). Replaces tfjs-wasm 4.22's own
+ * kernel, which loses gradient: 64 of 4096 values differ from the cpu backend for a random
+ * [2,16,16,8] input, 2×2 stride 2, with 6 % of the gradient mass missing (tmp check, 2026-11-28).
+ * 2×2 stride-2 unpadded pools run the SIMD kernel; others this scalar loop.
+ */
+function maxPoolGradGeneric(b: WasmBackendLike, dy: tf.TensorInfo, input: tf.TensorInfo, a: PoolGradAttrs): tf.TensorInfo {
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number], a.filterSize, a.strides, 1,
+    a.pad as 'valid' | 'same' | number, a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const dxInfo = b.makeOutput(input.shape, 'float32');
+  const x = b.typedArrayFromHeap(input) as Float32Array;
+  const g = b.typedArrayFromHeap(dy) as Float32Array;
+  const dx = b.typedArrayFromHeap(dxInfo) as Float32Array;
+  dx.fill(0);
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
+  const kh = info.effectiveFilterHeight;
+  const kw = info.effectiveFilterWidth;
+  for (let n = 0; n < info.batchSize; n++) {
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = oy * info.strideHeight - info.padInfo.top;
+      const yMin = Math.max(0, y0);
+      const yMax = Math.min(H, y0 + kh);
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = ox * info.strideWidth - info.padInfo.left;
+        const xMin = Math.max(0, x0);
+        const xMax = Math.min(W, x0 + kw);
+        const gBase = ((n * OH + oy) * OW + ox) * C;
+        for (let c = 0; c < C; c++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let yy = yMin; yy < yMax; yy++) {
+            for (let xx = xMin; xx < xMax; xx++) {
+              const i = ((n * H + yy) * W + xx) * C + c;
+              if (x[i] > best) {
+                best = x[i];
+                at = i;
+              }
+            }
+          }
+          if (at >= 0) dx[at] += g[gBase + c];
+        }
+      }
+    }
+  }
+  return dxInfo;
+}
+
+function maxPoolGradKernel(ex: HeapExports): tf.KernelFunc {
+  return (args) => {
+    const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+    const a = args.attrs as unknown as PoolGradAttrs;
+    const b = wasmBackend(args);
+    if (input.dtype !== 'float32' || dy.dtype !== 'float32' || input.shape.length !== 4) {
+      throw new Error(`MaxPoolGrad: float32 NHWC tensors expected, got ${input.dtype} ${JSON.stringify(input.shape)}`);
+    }
+    const [N, H, W, C] = input.shape;
+    const unpadded = a.pad === 'valid' || a.pad === 0;
+    if (!isTwo(a.filterSize) || !isTwo(a.strides) || !unpadded || dy.shape[1] !== H >> 1 || dy.shape[2] !== W >> 1) {
+      return maxPoolGradGeneric(b, dy, input, a);
+    }
+    const dx = b.makeOutput(input.shape, 'float32');
+    if (H % 2 === 1 || W % 2 === 1) b.typedArrayFromHeap(dx).fill(0);
+    ex.maxPoolGrad2x2(off(b, input), off(b, dy), N, H, W, C, off(b, dx));
+    return dx;
+  };
+}
+
+function channelDotKernel(ex: HeapExports): tf.KernelFunc {
+  return (args) => {
+    const { a, b: bt } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { mean } = args.attrs as unknown as { mean: boolean };
+    return columnReduce(ex, wasmBackend(args), a, bt, a.shape.length - 1, false, mean);
+  };
+}
+
+function channelAffineKernel(ex: HeapExports): tf.KernelFunc {
+  return (args) => {
+    const { p, q, u, v, w } = args.inputs as Record<'p' | 'q' | 'u' | 'v' | 'w', tf.TensorInfo>;
+    const b = wasmBackend(args);
+    const C = p.shape[p.shape.length - 1];
+    const out = b.makeOutput(p.shape, 'float32');
+    ex.channelAffine(off(b, p), off(b, q), tf.util.sizeFromShape(p.shape) / C, C, off(b, u), off(b, v), off(b, w), off(b, out));
+    return out;
+  };
+}
+
+export interface AdamStepAttrs {
+  beta1: number;
+  beta2: number;
+  bc2Sqrt: number;
+  stepSize: number;
+  eps: number;
+  /** coupled L2 weight (Adam), 0 for AdamW */
+  weightDecay: number;
+  /** 1 − lr·wd for AdamW, else 1 */
+  decay: number;
+}
+
+function adamStepKernel(ex: HeapExports): tf.KernelFunc {
+  return (args) => {
+    const { p, g, m, v } = args.inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
+    const a = args.attrs as unknown as AdamStepAttrs;
+    const b = wasmBackend(args);
+    const pOut = b.makeOutput(p.shape, 'float32');
+    const mOut = b.makeOutput(p.shape, 'float32');
+    const vOut = b.makeOutput(p.shape, 'float32');
+    // The op chain computes 1 − β in float64 (a JS number) then rounds it to float32 as a scalar tensor.
+    ex.adamStep(
+      off(b, p), off(b, g), off(b, m), off(b, v), tf.util.sizeFromShape(p.shape),
+      a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.bc2Sqrt, a.stepSize, a.eps, a.weightDecay, a.decay,
+      off(b, pOut), off(b, mOut), off(b, vOut),
+    );
+    return [pOut, mOut, vOut];
+  };
+}
+
+const uninstallers: (() => void)[] = [];
+
+/** Whether the heap kernels are installed (fusedOps.ts takes the one-kernel paths then). */
+export function heapKernelsInstalled(): boolean {
+  return uninstallers.length > 0;
+}
+
+/**
+ * Registers the kernels above for the wasm backend (after its own and registerWasmTrainingKernels'
+ * kernels, which stay as fallbacks). Needs the backend initialised (its heap must exist). Returns
+ * false where that is impossible (no wasm backend, or a build that does not export its memory).
+ */
+export function installHeapKernels(): boolean {
+  if (heapKernelsInstalled()) return true;
+  const backend = tf.findBackend('wasm') as unknown as WasmBackendLike | null;
+  const memory = backend?.wasm?.asm?.memory;
+  const nativeSum = tf.getKernel(tf.Sum, 'wasm');
+  const nativeMean = tf.getKernel(tf.Mean, 'wasm');
+  const nativePoolGrad = tf.getKernel(tf.MaxPoolGrad, 'wasm');
+  if (!(memory instanceof WebAssembly.Memory) || !nativeSum || !nativeMean || !nativePoolGrad) return false;
+  const ex = new WebAssembly.Instance(new WebAssembly.Module(heapModuleBytes()), { env: { mem: memory } }).exports as unknown as HeapExports;
+  const replaced: tf.KernelConfig[] = [];
+  const replace = (prev: tf.KernelConfig, kernelFunc: tf.KernelFunc) => {
+    tf.unregisterKernel(prev.kernelName, 'wasm');
+    tf.registerKernel(mark<tf.KernelConfig>({ ...prev, kernelFunc }));
+    replaced.push(prev);
+  };
+  replace(nativeSum, reduceKernel(ex, nativeSum, false));
+  replace(nativeMean, reduceKernel(ex, nativeMean, true));
+  replace(nativePoolGrad, maxPoolGradKernel(ex));
+  const own: [string, tf.KernelFunc][] = [[CHANNEL_DOT, channelDotKernel(ex)], [CHANNEL_AFFINE, channelAffineKernel(ex)], [ADAM_STEP, adamStepKernel(ex)]];
+  for (const [kernelName, kernelFunc] of own) tf.registerKernel(mark<tf.KernelConfig>({ kernelName, backendName: 'wasm', kernelFunc }));
+  uninstallers.push(() => {
+    for (const cfg of replaced) {
+      tf.unregisterKernel(cfg.kernelName, 'wasm');
+      tf.registerKernel(cfg);
+    }
+    for (const [name] of own) tf.unregisterKernel(name, 'wasm');
+  });
+  return true;
+}
+
+/** Restores the kernels registered before installHeapKernels (tests, A/B benchmarks). */
+export function uninstallHeapKernels(): void {
+  while (uninstallers.length) (uninstallers.pop() as () => void)();
+}
