@@ -36,17 +36,18 @@ export function ssimMap(x: tf.Tensor4D, y: tf.Tensor4D, opts: SsimOptions = {}):
   // Odd windows keep the size; an even window (unused by the specs) shrinks by one like PyTorch.
   const blur = (t: tf.Tensor4D) => separableFilterValid(padBorder(t, [pad, pad], [pad, pad], 'constant'), taps, taps);
   return tf.tidy(() => {
-    let c1: tf.Scalar | number;
-    let c2: tf.Scalar | number;
+    let c1: number;
+    let c2: number;
     const range = opts.dataRange ?? 1;
     if (range === 'draem-auto') {
-      // Data-dependent constant kept on the device. tf.step (gradient 0) instead of comparisons,
-      // which have no gradient in tfjs: step(max − 128) = [max > 128], step(−0.5 − min) = [min < −0.5].
-      const maxVal = tf.add(1, tf.mul(tf.step(tf.sub(tf.max(x), 128)), 254));
-      const minVal = tf.neg(tf.step(tf.sub(-0.5, tf.min(x))));
-      const l = tf.sub(maxVal, minVal);
-      c1 = tf.square(tf.mul(l, 0.01)) as tf.Scalar;
-      c2 = tf.square(tf.mul(l, 0.03)) as tf.Scalar;
+      // Data-dependent constant (pytorch_ssim as DRAEM uses it): L = (max > 128 ? 255 : 1) −
+      // (min < −0.5 ? −1 : 0). Read back as numbers so it is a constant of the graph: on the device
+      // (tf.step of max/min) tfjs would still differentiate tf.max/tf.min, an Equal over the whole
+      // image each (25 ms per call on wasm at 64², batch 8).
+      const [hi, lo] = tf.tidy(() => tf.stack([tf.max(x), tf.min(x)]).dataSync());
+      const l = (hi > 128 ? 255 : 1) - (lo < -0.5 ? -1 : 0);
+      c1 = (0.01 * l) ** 2;
+      c2 = (0.03 * l) ** 2;
     } else {
       c1 = (0.01 * range) ** 2;
       c2 = (0.03 * range) ** 2;
