@@ -164,6 +164,123 @@ describe('SIMD GEMM conv kernels on wasm', () => {
   });
 });
 
+interface FilterGradCase {
+  x: [number, number, number, number];
+  f: [number, number, number, number];
+  stride: number | [number, number];
+  pad: Pad;
+}
+
+// Filter gradients: 'same' and 'valid', stride 2 on odd sizes, 'same' with stride 2 on an even
+// size (tfjs pads 0 before, 1 after), explicit asymmetric padding, 1×1 (with stride), 7×7 stride-2
+// stems, an even-sized filter, unequal strides, batch 1 and 4, Cin / Cout that are not multiples of
+// 4 or 8 (channel-padded image rows, partial panels), Cout = 1..3, and one case large enough for
+// both threads and several k chunks.
+const FILTER_GRAD_CASES: FilterGradCase[] = [
+  { x: [2, 9, 11, 5], f: [3, 3, 5, 7], stride: 1, pad: 'same' },
+  { x: [1, 13, 11, 6], f: [3, 3, 6, 9], stride: 2, pad: 'same' },
+  { x: [1, 12, 12, 3], f: [3, 3, 3, 16], stride: 2, pad: 'same' },
+  { x: [2, 10, 9, 8], f: [5, 3, 8, 12], stride: [2, 1], pad: 'valid' },
+  { x: [1, 11, 9, 16], f: [3, 3, 16, 8], stride: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+  { x: [3, 7, 9, 24], f: [1, 1, 24, 12], stride: 1, pad: 'valid' },
+  { x: [2, 10, 10, 12], f: [1, 1, 12, 5], stride: 2, pad: 'valid' },
+  { x: [2, 17, 15, 4], f: [7, 7, 4, 8], stride: 2, pad: 'same' },
+  { x: [4, 10, 10, 2], f: [3, 3, 2, 1], stride: 1, pad: 'same' },
+  { x: [4, 8, 8, 6], f: [3, 3, 6, 2], stride: 1, pad: 'same' },
+  { x: [1, 9, 9, 5], f: [2, 2, 5, 3], stride: 1, pad: 'same' },
+  { x: [2, 20, 20, 32], f: [3, 3, 32, 64], stride: 1, pad: 'same' },
+];
+
+function runFilterGrad(c: FilterGradCase, seed: number, dataFormat: 'NHWC' | 'NCHW' = 'NHWC'): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(values(c.x.reduce((a, b) => a * b), seed), c.x);
+    const dyShape = tf.backend_util.computeConv2DInfo(c.x, c.f, c.stride, 1, c.pad).outShape;
+    const dy = tf.tensor4d(values(dyShape.reduce((a, b) => a * b), seed + 1), dyShape as [number, number, number, number]);
+    const nchw = dataFormat === 'NCHW';
+    const attrs = { strides: c.stride, pad: c.pad, dataFormat, filterShape: c.f };
+    const inputs = nchw ? { x: tf.transpose(x, [0, 3, 1, 2]), dy: tf.transpose(dy, [0, 3, 1, 2]) } : { x, dy };
+    const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return dw.dataSync() as Float32Array;
+  });
+}
+
+describe('SIMD GEMM filter gradient (Conv2DBackpropFilter) on wasm', () => {
+  it('replaces the Conv2DBackpropFilter kernel and uninstall restores the one before', async () => {
+    uninstallSimdConvKernels();
+    const before = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
+    expect(isOurs(before)).toBe(true); // conv-kernels.ts' forward-conv form
+    await installSimdConvKernels(2, { minMacs: 0 });
+    expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')?.kernelFunc).not.toBe(before?.kernelFunc);
+    uninstallSimdConvKernels();
+    expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')?.kernelFunc).toBe(before?.kernelFunc);
+    await installSimdConvKernels(2, { minMacs: 0 });
+  });
+
+  it.each(FILTER_GRAD_CASES.map((c, i) => [i, c] as const))('case %i matches the cpu backend', async (i, c) => {
+    const engine = simdConvEngine() as GemmEngine;
+    const before = engine.stats.filterGrads;
+    const got = runFilterGrad(c, 100 + 10 * i);
+    expect(engine.stats.filterGrads - before).toBe(1);
+    // the forward-conv form (conv-kernels.ts, the fallback) gives the same
+    engine.directFilterGrad = false;
+    const viaForward = runFilterGrad(c, 100 + 10 * i);
+    engine.directFilterGrad = true;
+    expect(engine.stats.filterGrads - before).toBe(1);
+    await tf.setBackend('cpu');
+    const want = runFilterGrad(c, 100 + 10 * i);
+    await tf.setBackend('wasm');
+    expect(relErr(got, want)).toBeLessThan(1e-5);
+    expect(relErr(viaForward, want)).toBeLessThan(1e-5);
+  });
+
+  it('NCHW goes to the kernel registered before, same result', async () => {
+    const c = FILTER_GRAD_CASES[1];
+    const engine = simdConvEngine() as GemmEngine;
+    const before = engine.stats.filterGrads;
+    const got = runFilterGrad(c, 7, 'NCHW');
+    expect(engine.stats.filterGrads).toBe(before);
+    await tf.setBackend('cpu');
+    const want = runFilterGrad(c, 7);
+    await tf.setBackend('wasm');
+    expect(relErr(got, want)).toBeLessThan(1e-5);
+  });
+
+  it('does not leak tensors', () => {
+    const c = FILTER_GRAD_CASES[0];
+    runFilterGrad(c, 3);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) runFilterGrad(c, 3);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a filter gradient too large for the engine memory falls back to the kernel before, same result, no leak', async () => {
+    uninstallSimdConvKernels();
+    await installSimdConvKernels(1, { minMacs: 0, maxPages: 64 }); // 4 MB engine memory
+    try {
+      const engine = simdConvEngine() as GemmEngine;
+      // x 2.1 MB as a padded image + dy 1.2 MB raw and 1.2 MB packed: does not fit
+      const big: FilterGradCase = { x: [16, 24, 24, 32], f: [3, 3, 32, 32], stride: 1, pad: 'same' };
+      const f0 = simdCapacityFallbacks();
+      runFilterGrad(FILTER_GRAD_CASES[0], 5); // fits
+      expect(simdCapacityFallbacks()).toBe(f0);
+      const before = tf.memory().numTensors;
+      const grads0 = engine.stats.filterGrads;
+      const got = runFilterGrad(big, 6);
+      expect(engine.stats.filterGrads).toBe(grads0 + 1); // tried, then fell back
+      // (+2: the fallback's own forward convolution does not fit either and falls back in turn)
+      expect(simdCapacityFallbacks()).toBeGreaterThan(f0);
+      expect(tf.memory().numTensors).toBe(before);
+      await tf.setBackend('cpu');
+      const want = runFilterGrad(big, 6);
+      await tf.setBackend('wasm');
+      expect(relErr(got, want)).toBeLessThan(1e-5);
+    } finally {
+      uninstallSimdConvKernels();
+      await installSimdConvKernels(2, { minMacs: 0 });
+    }
+  });
+});
+
 describe('GemmEngine', () => {
   it('gives bit-identical results with 1 and 2 threads (work split by rows, fixed order)', async () => {
     const g = {
@@ -186,6 +303,35 @@ describe('GemmEngine', () => {
     expect(Buffer.from(outs[1].buffer).equals(Buffer.from(outs[0].buffer))).toBe(true);
     expect(outs[0].some((v) => v > 0)).toBe(true);
     expect(outs[0].every((v) => v >= 0)).toBe(true); // relu
+  });
+
+  it('computes filter gradients bit-identically with 1 and 2 threads', async () => {
+    // Cin 20 (channel-padded to the tile), Cout 40 (a partial panel), stride 2 with 'same' padding
+    const g = {
+      batch: 4, inHeight: 32, inWidth: 21, inChannels: 20, filterHeight: 3, filterWidth: 3, outChannels: 40,
+      strideHeight: 2, strideWidth: 2, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 1, outHeight: 16, outWidth: 11,
+    };
+    const x = values(4 * 32 * 21 * 20, 15);
+    const dy = values(4 * 16 * 11 * 40, 16);
+    expect(4 * 16 * 11 * 9 * 20 * 40).toBeGreaterThan(4e6); // the workers take part
+    const outs: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      const e = await GemmEngine.create(threads);
+      const out = new Float32Array(3 * 3 * 20 * 40);
+      e.conv2dFilterGrad(g, x, dy, out);
+      expect(e.stats.filterGrads).toBe(1);
+      e.dispose();
+      outs.push(out);
+    }
+    expect(Buffer.from(outs[1].buffer).equals(Buffer.from(outs[0].buffer))).toBe(true);
+    // a direct reference for one element: dW[2, 0, 7, 33] (tap row 2, column 0 reads x column 2j − 1)
+    let ref = 0;
+    for (let n = 0; n < 4; n++) for (let i = 0; i < 16; i++) for (let j = 0; j < 11; j++) {
+      const iy = 2 * i + 2;
+      const ix = 2 * j - 1;
+      if (iy < 32 && ix >= 0) ref += x[((n * 32 + iy) * 21 + ix) * 20 + 7] * dy[((n * 16 + i) * 11 + j) * 40 + 33];
+    }
+    expect(outs[0][((2 * 3 + 0) * 20 + 7) * 40 + 33]).toBeCloseTo(ref, 4);
   });
 
   it('plain SIMD (no relaxed madd) and relaxed agree to float rounding', async () => {

@@ -1,7 +1,9 @@
 /**
- * wasm Conv2D, FusedConv2D and BatchMatMul kernels on our own SIMD GEMM (src/nn/simd): relaxed-SIMD FMA and
- * worker threads, 1.3–2× XNNPACK's forward conv per core here (docs/performance.md). Because the
- * gradient kernels of conv-kernels.ts are themselves forward convolutions, training gains too.
+ * wasm Conv2D, FusedConv2D, BatchMatMul and Conv2DBackpropFilter kernels on our own SIMD GEMM
+ * (src/nn/simd): relaxed-SIMD FMA and worker threads, 1.3–2× XNNPACK's forward conv per core here
+ * (docs/performance.md). The input gradient (conv-kernels.ts) is itself a forward convolution, so
+ * it gains too; the filter gradient is one GEMM of its own on the engine, because its
+ * forward-conv form spends a quarter of its time in tfjs' single-threaded transposes.
  *
  * Cases the engine does not take fall through to wasm's own kernel: NCHW, non-float32, FusedConv2D
  * with an activation other than linear/relu or a bias that is not one value per channel, and
@@ -112,6 +114,43 @@ function orFallback(
   }
 }
 
+interface BackpropFilterAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dilations?: [number, number] | number;
+  filterShape: [number, number, number, number];
+}
+
+/**
+ * Conv2DBackpropFilter on the engine (GemmEngine.conv2dFilterGrad: one GEMM reading x in place,
+ * none of the transposes and pads of conv-kernels.ts' forward-conv form). NCHW, non-float32,
+ * dilated, tiny calls and a dy that does not match the geometry go to the kernel registered
+ * before (conv-kernels.ts), as do all calls while `engine.directFilterGrad` is off.
+ */
+function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
+  const a = args.attrs as unknown as BackpropFilterAttrs;
+  const backend = args.backend as unknown as WasmBackendLike;
+  const x = args.inputs.x as tf.TensorInfo;
+  const dy = args.inputs.dy as tf.TensorInfo;
+  const dil = a.dilations ?? 1;
+  const undilated = typeof dil === 'number' ? dil === 1 : dil.every((d) => d === 1);
+  if (!engine.directFilterGrad || (a.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || dy.dtype !== 'float32'
+    || !undilated || x.shape.length !== 4 || dy.shape.length !== 4) return prev(args);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
+  );
+  if (!tf.util.arraysEqual(info.outShape, dy.shape)) return prev(args);
+  const macs = info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth * info.inChannels;
+  if (macs < minMacs) return prev(args);
+  const out = backend.makeOutput([...a.filterShape], 'float32');
+  const xv = backend.typedArrayFromHeap(x) as Float32Array;
+  const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+  return orFallback(backend, out, prev, args, () =>
+    engine.conv2dFilterGrad(geometry(info), xv, dyv, backend.typedArrayFromHeap(out) as Float32Array));
+}
+
 interface MatMulAttrs {
   transposeA: boolean;
   transposeB: boolean;
@@ -153,9 +192,11 @@ export function simdConvEngine(): GemmEngine | null {
 }
 
 /**
- * Replaces wasm's Conv2D, FusedConv2D and BatchMatMul by the SIMD GEMM versions (keeping the
- * kernels registered before as the fallback; call after registerWasmTrainingKernels). No-op
- * without the wasm backend package or when already installed. Returns the engine.
+ * Replaces wasm's Conv2D, FusedConv2D, BatchMatMul and Conv2DBackpropFilter by the SIMD GEMM
+ * versions (keeping the kernels registered before as the fallback; call after
+ * registerWasmTrainingKernels, whose Conv2DBackpropFilter becomes the fallback: without it that
+ * kernel is left alone). No-op without the wasm backend package or when already installed.
+ * Returns the engine.
  * `minMacs`: smaller convolutions keep XNNPACK (tests set 0 to route everything through the engine).
  */
 export async function installSimdConvKernels(
@@ -167,6 +208,7 @@ export async function installSimdConvKernels(
   const nativeConv = tf.getKernel(tf.Conv2D, 'wasm');
   const nativeFused = tf.getKernel(tf.FusedConv2D, 'wasm');
   const innerMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
+  const prevFilterGrad = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
   if (nativeConv == null || nativeFused == null || innerMatMul == null) return null;
   const e = await GemmEngine.create(threads, { maxPages: opts.maxPages });
   engine = e;
@@ -180,8 +222,13 @@ export async function installSimdConvKernels(
   replace(nativeConv, (args) => simdConv(e, minMacs, nativeConv.kernelFunc, args, false));
   replace(nativeFused, (args) => simdConv(e, minMacs, nativeFused.kernelFunc, args, true));
   replace(innerMatMul, (args) => simdMatMul(e, minMacs, innerMatMul.kernelFunc, args));
+  const replaced = [nativeConv, nativeFused, innerMatMul];
+  if (prevFilterGrad != null) {
+    replace(prevFilterGrad, (args) => simdFilterGrad(e, minMacs, prevFilterGrad.kernelFunc, args));
+    replaced.push(prevFilterGrad);
+  }
   uninstallers.push(() => {
-    for (const cfg of [nativeConv, nativeFused, innerMatMul]) {
+    for (const cfg of replaced) {
       tf.unregisterKernel(cfg.kernelName, 'wasm');
       tf.registerKernel(cfg);
     }

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { CONV_PARAMS, gemmModuleBytes, IMPLICIT_PARAMS, NR } from './gemmModule.js';
+import { CONV_PARAMS, FILTER_GRAD_PARAMS, gemmModuleBytes, IMPLICIT_PARAMS, NR } from './gemmModule.js';
 
 /**
  * Runs gemmModule.ts's kernels on the calling thread plus `threads − 1` worker threads sharing
@@ -11,7 +11,7 @@ import { CONV_PARAMS, gemmModuleBytes, IMPLICIT_PARAMS, NR } from './gemmModule.
  *
  * Control block (Int32 words at byte 0 of the shared memory): [0] job generation (−1 = shut
  * down), [1] claim word: (generation & 0xff) << 24 | next block, [2] blocks completed, [3] number of blocks,
- * [4] which block function (0 convBlock, 1 convBlockImplicit), [8..] its parameters.
+ * [4] which block function (0 convBlock, 1 convBlockImplicit, 2 filterGradBlock), [8..] its parameters.
  */
 
 const GEN = 0;
@@ -34,6 +34,23 @@ const MAX_ROWS = 128;
 const PARALLEL_MIN_MACS = 4e6;
 /** Fewer input channels than this: a tap's k loop is too short; im2col instead. */
 const IMPLICIT_MIN_CHANNELS = 8;
+/**
+ * Filter gradients: at most this many k (output pixels) per chunk, so that the A lines a tile
+ * reads from x's image (one 64-byte line per k) stay in L1 while every panel of dy passes, and
+ * at most FILTER_GRAD_PAGES 4 KB pages of A per chunk (wide pixels: one page per k; beyond the
+ * L1 TLB each k would miss it). Measured with 2 threads, 128 px 128→128: 256 / 128 per chunk
+ * 19.9 / 25.5 GMAC/s; 16 px 1024→1024: 12.5 without the page cap, 23.6 with it (noisy machine).
+ */
+const FILTER_GRAD_KC = 128;
+const FILTER_GRAD_PAGES = 48;
+/**
+ * Floats per pixel of the filter gradient's image: C4, plus one cache line where C4 spans an even
+ * number of lines, so that A's column stride (one pixel) is an odd number of lines and
+ * consecutive k spread over all L1 sets (at C4 = 1024 a 4 KB stride put every k in one set).
+ */
+function filterGradPitch(C4: number): number {
+  return C4 % 32 === 0 ? C4 + 16 : C4;
+}
 
 /**
  * Why the claim word carries the generation: the caller returns as soon as every block is done,
@@ -46,7 +63,7 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, mem, thread, nParams } = workerData;
 const ex = new WebAssembly.Instance(module, { env: { mem } }).exports;
-const fns = [ex.convBlock, ex.convBlockImplicit];
+const fns = [ex.convBlock, ex.convBlockImplicit, ex.filterGradBlock];
 const ctl = new Int32Array(mem.buffer, 0, 64);
 let gen = 0;
 parentPort.postMessage('ready');
@@ -92,6 +109,8 @@ export interface ConvGeometry2d {
 }
 
 type ConvBlockFn = (...args: number[]) => void;
+/** Index of a block function in the control block's FN word (and the workers' table). */
+type BlockFn = 0 | 1 | 2;
 
 /** The chunk size ≤ max that splits n into equal chunks (576 by 512 → 288 + 288, not 512 + 64). */
 function evenChunk(n: number, max: number): number {
@@ -118,6 +137,7 @@ export function useImplicit(g: ConvGeometry2d): boolean {
 interface GemmExports {
   convBlock: ConvBlockFn;
   convBlockImplicit: ConvBlockFn;
+  filterGradBlock: ConvBlockFn;
   packB: (src: number, K: number, N: number, rowStride: number, colStride: number, dst: number) => void;
 }
 
@@ -151,14 +171,22 @@ export class GemmEngine {
   private readonly ctl: Int32Array;
   private workers: Worker[] = [];
   private disposed = false;
-  /** Convolutions run and their multiply-accumulates (for tests and profiles). */
-  readonly stats = { convs: 0, macs: 0, implicitConvs: 0, packedHits: 0 };
+  /**
+   * Convolutions (and matMuls) run, filter gradients run, and the multiply-accumulates of both
+   * (for tests and profiles).
+   */
+  readonly stats = { convs: 0, macs: 0, implicitConvs: 0, packedHits: 0, filterGrads: 0 };
   /** Packed B panels kept between calls, at [CONTROL_BYTES, cacheEnd); per-call data follows. */
   private readonly bCache = new Map<object, { off: number; K: number; N: number; rowStride: number; colStride: number }>();
   private readonly seen = new WeakSet<object>();
   private cacheEnd = CONTROL_BYTES;
   /** Implicit GEMM for the convolutions useImplicit() picks (false: always im2col; for A/B runs). */
   implicit = true;
+  /**
+   * Conv2DBackpropFilter on conv2dFilterGrad (false: conv2d-simd.ts hands it to the forward-conv
+   * form of conv-kernels.ts; for A/B runs).
+   */
+  directFilterGrad = true;
 
   private constructor(
     readonly info: GemmEngineInfo,
@@ -182,7 +210,7 @@ export class GemmEngine {
     for (let t = 1; t < engine.info.threads; t++) {
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module, mem: engine.mem, thread: t, nParams: [CONV_PARAMS.length, IMPLICIT_PARAMS.length] },
+        workerData: { module, mem: engine.mem, thread: t, nParams: [CONV_PARAMS.length, IMPLICIT_PARAMS.length, FILTER_GRAD_PARAMS.length] },
       });
       // Referenced until it answers (an unref'd worker would let the process exit first), then
       // unref'd so a blocked worker never keeps a CLI alive.
@@ -252,6 +280,107 @@ export class GemmEngine {
       strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: M, outWidth: 1,
     };
     this.convJob(g, a, b, transposeB ? 1 : N, transposeB ? K : 1, null, false, out, bKey);
+  }
+
+  /**
+   * Filter gradient of a forward conv with geometry g: out[a, b, ci, co] = Σ_{n,i,j} xp[n, i·sh +
+   * a·dh, j·sw + b·dw, ci] · dy[n, i, j, co] for NHWC x, dy [batch, outHeight, outWidth,
+   * outChannels] and out [kh, kw, Cin, Cout] (xp = x zero-padded by padTop/padLeft, cropped to the
+   * rows and columns the conv used).
+   *
+   * One GEMM, dW[taps·Cin, Cout] = A · dy[batch·OH·OW, Cout], without tfjs' transposes of x and
+   * dy (the forward-conv form in conv-math.ts): x is copied once into a zero-padded image whose
+   * channels are padded to a multiple of 4 (C4), and A's rows are read in place from it — a tile of
+   * 4 rows is 4 adjacent channels of one tap, a column is an output pixel, k steps sw·C4 floats
+   * along an output row (gemmSegments). dy is B, packed as it lies. Blocks of filter rows go to
+   * the threads, so every element is summed by one thread in a fixed order.
+   */
+  conv2dFilterGrad(g: ConvGeometry2d, x: Float32Array, dy: Float32Array, out: Float32Array): void {
+    if (this.disposed) throw new Error('GemmEngine: used after dispose()');
+    const taps = g.filterHeight * g.filterWidth;
+    const Cin = g.inChannels;
+    const N = g.outChannels;
+    const nSeg = g.batch * g.outHeight;
+    const segLen = g.outWidth;
+    const Kp = nSeg * segLen;
+    if (taps * Cin === 0 || N === 0) return;
+    if (Kp === 0) {
+      out.fill(0);
+      return;
+    }
+    const macs = taps * Cin * N * Kp;
+    this.stats.filterGrads++;
+    this.stats.macs += macs;
+    const parallel = this.info.threads > 1 && macs >= PARALLEL_MIN_MACS;
+    const C4 = Math.ceil(Cin / 4) * 4;
+    const M4 = taps * C4;
+    const panels = Math.ceil(N / NR);
+    const Hp = (g.outHeight - 1) * g.strideHeight + (g.filterHeight - 1) * g.dilationHeight + 1;
+    const Wp = (g.outWidth - 1) * g.strideWidth + (g.filterWidth - 1) * g.dilationWidth + 1;
+    const P = filterGradPitch(C4);
+    const pixBytes = P * 4;
+    const imageFloats = g.batch * Hp * Wp * P;
+    const tapsOff = (inOff: number) => Math.ceil((inOff + imageFloats * 4) / 64) * 64;
+    const segsOff = (inOff: number) => tapsOff(inOff) + taps * 4;
+    const writeInput = (f32: Float32Array, inOff: number): void => {
+      const x0 = inOff / 4;
+      // x's columns [ix0, ix1) land at image column ix0 + padLeft; the rest of the image is zeros
+      const ix0 = Math.max(0, -g.padLeft);
+      const ix1 = Math.min(g.inWidth, Wp - g.padLeft);
+      const rowFloats = Wp * P;
+      for (let n = 0; n < g.batch; n++) {
+        for (let py = 0; py < Hp; py++) {
+          const row = x0 + (n * Hp + py) * rowFloats;
+          const iy = py - g.padTop;
+          if (iy < 0 || iy >= g.inHeight || ix1 <= ix0) {
+            f32.fill(0, row, row + rowFloats);
+            continue;
+          }
+          const px0 = ix0 + g.padLeft;
+          const px1 = ix1 + g.padLeft;
+          const src = ((n * g.inHeight + iy) * g.inWidth + ix0) * Cin;
+          if (P === Cin) {
+            f32.fill(0, row, row + px0 * P);
+            f32.set(x.subarray(src, src + (ix1 - ix0) * Cin), row + px0 * P);
+            f32.fill(0, row + px1 * P, row + rowFloats);
+          } else {
+            f32.fill(0, row, row + rowFloats);
+            for (let p = 0; p < ix1 - ix0; p++) {
+              const d = row + (px0 + p) * P;
+              const s = src + p * Cin;
+              if (Cin >= 16) f32.set(x.subarray(s, s + Cin), d);
+              else for (let c = 0; c < Cin; c++) f32[d + c] = x[s + c];
+            }
+          }
+        }
+      }
+      const tapTable = new Int32Array(f32.buffer, tapsOff(inOff), taps);
+      for (let a = 0; a < g.filterHeight; a++) {
+        for (let b = 0; b < g.filterWidth; b++) tapTable[a * g.filterWidth + b] = (a * g.dilationHeight * Wp + b * g.dilationWidth) * pixBytes;
+      }
+      const segTable = new Int32Array(f32.buffer, segsOff(inOff), nSeg);
+      for (let s = 0; s < nSeg; s++) {
+        const n = Math.floor(s / g.outHeight);
+        segTable[s] = (n * Hp + (s - n * g.outHeight) * g.strideHeight) * Wp * pixBytes;
+      }
+    };
+    const R = this.rowsPerBlock(M4, parallel);
+    // k chunk: whole segments, ≤ FILTER_GRAD_KC pixels, ≤ FILTER_GRAD_PAGES pages of A and a
+    // dy chunk ≤ B_CHUNK_FLOATS (L2)
+    const kcMax = Math.min(FILTER_GRAD_KC, Math.floor(B_CHUNK_FLOATS / (panels * NR)),
+      Math.max(16, Math.floor(FILTER_GRAD_PAGES * 4096 / (pixBytes * g.strideWidth))));
+    const segChunk = evenChunk(nSeg, Math.max(1, Math.floor(kcMax / segLen)));
+    this.execute({
+      inputBytes: segsOff(0) + nSeg * 4,
+      writeInput,
+      scratchPerThread: R * panels * NR * 4,
+      filter: dy, K: Kp, N, rowStride: N, colStride: 1, bias: null, out, parallel, which: 2,
+      nBlocks: Math.ceil(M4 / R),
+      params: (o) => [
+        o.inOff, C4, Cin, g.strideWidth * pixBytes, tapsOff(o.inOff), segsOff(o.inOff), nSeg, segChunk, segLen, M4, N, panels, R,
+        o.bpOff, o.outOff, o.scratchOff, o.scratchStride,
+      ],
+    });
   }
 
   /**
@@ -327,7 +456,7 @@ export class GemmEngine {
     job: {
       inputBytes: number; writeInput: (f32: Float32Array, inOff: number) => void; scratchPerThread: number;
       filter: Float32Array; filterKey?: object; K: number; N: number; rowStride: number; colStride: number;
-      bias: Float32Array | null; out: Float32Array; nBlocks: number; parallel: boolean; which: 0 | 1;
+      bias: Float32Array | null; out: Float32Array; nBlocks: number; parallel: boolean; which: BlockFn;
       params: (o: { inOff: number; bpOff: number; biasOff: number; outOff: number; scratchOff: number; scratchStride: number }) => number[];
     },
   ): void {
@@ -444,9 +573,9 @@ export class GemmEngine {
     });
   }
 
-  private run(params: number[], nBlocks: number, parallel: boolean, which: 0 | 1 = 0): void {
+  private run(params: number[], nBlocks: number, parallel: boolean, which: BlockFn = 0): void {
     const ctl = this.ctl;
-    const convBlock = which === 0 ? this.ex.convBlock : this.ex.convBlockImplicit;
+    const convBlock = [this.ex.convBlock, this.ex.convBlockImplicit, this.ex.filterGradBlock][which];
     if (!parallel || this.workers.length === 0 || nBlocks < 2) {
       for (let b = 0; b < nBlocks; b++) convBlock(...params, 0, b);
       return;

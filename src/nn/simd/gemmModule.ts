@@ -20,7 +20,7 @@ export const MR = 4;
 export const NR = 8;
 
 /** Function indices in the module (call targets). */
-const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4, gemmTaps: 5, convBlockImplicit: 6 } as const;
+const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4, gemmTaps: 5, convBlockImplicit: 6, gemmSegments: 7, filterGradBlock: 8 } as const;
 
 /**
  * The 4×8 register tile shared by gemm and gemmTaps: 8 f32x4 accumulators (4 rows × 2 vectors),
@@ -40,16 +40,20 @@ function tileKit(f: Fn, relaxed: boolean) {
   const rowAddr = (base: Code, r: number): Code => (r === 0 ? base : op.add(base, op.mul(f.g('lda'), op.i32(r))));
   const cRow = (r: number): Code => (r === 0 ? f.g('cp') : op.add(f.g('cp'), op.mul(f.g('ldc'), op.i32(r))));
   return {
-    /** k ≥ 1 iterations of C += A[4 rows at ap, +4 bytes] ⊗ B[8 at bq, +32 bytes] */
-    kLoop: (): Code => op.loop(
+    /**
+     * k ≥ 1 iterations of C += A[4 rows at ap, +4 bytes] ⊗ B[8 at bq, +32 bytes]. `adjacentRows`:
+     * the 4 rows are adjacent floats (load offsets 0, 4, 8, 12, no lda) and A advances by the
+     * local `kStep` bytes per k (filterGradBlock reads x's padded image in place).
+     */
+    kLoop: (adjacentRows = false): Code => op.loop(
       f.s('b0', op.v128Load(f.g('bq'))),
       f.s('b1', op.v128Load(f.g('bq'), 16)),
       ...Array.from({ length: MR }, (_, r) => [
-        f.s('av', op.v128Load32Splat(rowAddr(f.g('ap'), r))),
+        f.s('av', adjacentRows ? op.v128Load32Splat(f.g('ap'), 4 * r) : op.v128Load32Splat(rowAddr(f.g('ap'), r))),
         f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
         f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
       ]),
-      f.s('ap', op.add(f.g('ap'), op.i32(4))),
+      f.s('ap', op.add(f.g('ap'), adjacentRows ? f.g('kStep') : op.i32(4))),
       f.s('bq', op.add(f.g('bq'), op.i32(32))),
       f.s('k', op.sub(f.g('k'), op.i32(1))),
       op.brIf(0, f.g('k')),
@@ -390,8 +394,94 @@ function convBlockImplicit(): FunctionDef {
   return f.def('convBlockImplicit', body);
 }
 
+/** i32.load(addr) (alignment 4, offset 0) */
+const i32Load = (addr: Code): Code => [addr, 0x28, 0x02, 0x00];
+
+/**
+ * gemmSegments(rows, panels, m0, C4, a, kStep, tapTable, segTable, s0, segs, segLen, bp,
+ * panelStride, c, ldc, accumulate): the filter gradient's GEMM, dW[m, :] (+)= Σ_k A[m, k] · B[k, :],
+ * with A read in place from x's zero-padded image (no transposed im2col): row m = (tap t, channel
+ * ci) of the filter (C4 channels per tap, a multiple of 4), column k = output pixel. A[m, k] sits at
+ * a + tapTable[t] + segTable[s] + ci·4 + j·kStep for k = s·segLen + j (segment s = one output row
+ * (n, i), j its pixel), so a tile's 4 rows are 4 adjacent channels and the accumulators stay in
+ * registers across segments. B = dy packed from segment s0 on.
+ */
+function gemmSegments(relaxed: boolean): FunctionDef {
+  const f = new Fn(['rows', 'panels', 'm0', 'C4', 'a', 'kStep', 'tapTable', 'segTable', 's0', 'segs', 'segLen', 'bp',
+    'panelStride', 'c', 'ldc', 'accumulate']);
+  for (const n of ['j', 'i', 'k', 's', 'm', 't', 'ap', 'a0', 'bq', 'cp', 'bpan']) f.local(n);
+  const tile = tileKit(f, relaxed);
+  const body: Code[] = tile.overTiles([
+    f.s('m', op.add(f.g('m0'), f.g('i'))),
+    f.s('t', op.divS(f.g('m'), f.g('C4'))),
+    f.s('a0', op.add(op.add(f.g('a'), i32Load(op.add(f.g('tapTable'), op.shl(f.g('t'), op.i32(2))))),
+      op.shl(op.sub(f.g('m'), op.mul(f.g('t'), f.g('C4'))), op.i32(2)))),
+    f.s('bq', f.g('bpan')),
+    f.s('s', f.g('s0')),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('s'), op.add(f.g('s0'), f.g('segs')))),
+      f.s('ap', op.add(f.g('a0'), i32Load(op.add(f.g('segTable'), op.shl(f.g('s'), op.i32(2)))))),
+      f.s('k', f.g('segLen')),
+      tile.kLoop(true),
+      f.s('s', op.add(f.g('s'), op.i32(1))),
+      op.br(0),
+    )),
+  ]);
+  return f.def('gemmSegments', body);
+}
+
+/** Parameters of filterGradBlock, in order (the engine writes them to its control block). */
+export const FILTER_GRAD_PARAMS = [
+  'xpad', 'C4', 'Cin', 'kStep', 'tapTable', 'segTable', 'nSeg', 'segChunk', 'segLen', 'M4', 'N', 'panels', 'R', 'bp',
+  'out', 'scratch', 'scratchStride',
+] as const;
+
+/**
+ * filterGradBlock(...FILTER_GRAD_PARAMS, thread, block): filter-gradient rows [block·R,
+ * min(M4, block·R + R)) of the M4 = taps·C4 rows (channels padded to C4): gemmSegments over the
+ * nSeg segments in chunks of segChunk (so a chunk of packed dy stays in L2), accumulated in this
+ * thread's C scratch, then each row of a real channel (ci < Cin) is written to out[t, ci, 0..N).
+ */
+function filterGradBlock(): FunctionDef {
+  const f = new Fn([...FILTER_GRAD_PARAMS, 'thread', 'block']);
+  for (const n of ['m0', 'rows', 'cs', 'ldc', 's0', 'sn', 'r', 'm', 't', 'ci']) f.local(n);
+  const body: Code[] = [
+    f.s('m0', op.mul(f.g('block'), f.g('R'))),
+    f.s('rows', f.g('R')),
+    op.if_(op.ltS(op.sub(f.g('M4'), f.g('m0')), f.g('R')), f.s('rows', op.sub(f.g('M4'), f.g('m0')))),
+    f.s('cs', op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')))),
+    f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
+    f.s('s0', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('s0'), f.g('nSeg'))),
+      f.s('sn', op.sub(f.g('nSeg'), f.g('s0'))),
+      op.if_(op.ltS(f.g('segChunk'), f.g('sn')), f.s('sn', f.g('segChunk'))),
+      op.call(F.gemmSegments, f.g('rows'), f.g('panels'), f.g('m0'), f.g('C4'), f.g('xpad'), f.g('kStep'), f.g('tapTable'),
+        f.g('segTable'), f.g('s0'), f.g('sn'), f.g('segLen'), op.add(f.g('bp'), op.shl(op.mul(f.g('s0'), f.g('segLen')), op.i32(5))),
+        op.shl(op.mul(f.g('nSeg'), f.g('segLen')), op.i32(5)), f.g('cs'), f.g('ldc'), f.g('s0')),
+      f.s('s0', op.add(f.g('s0'), f.g('sn'))),
+      op.br(0),
+    )),
+    f.s('r', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('r'), f.g('rows'))),
+      f.s('m', op.add(f.g('m0'), f.g('r'))),
+      f.s('t', op.divS(f.g('m'), f.g('C4'))),
+      f.s('ci', op.sub(f.g('m'), op.mul(f.g('t'), f.g('C4')))),
+      op.if_(op.ltS(f.g('ci'), f.g('Cin')),
+        op.call(F.finish, op.add(f.g('cs'), op.mul(f.g('r'), f.g('ldc'))), f.g('ldc'), op.i32(1), f.g('N'),
+          op.add(f.g('out'), op.shl(op.mul(op.add(op.mul(f.g('t'), f.g('Cin')), f.g('ci')), f.g('N')), op.i32(2))),
+          op.i32(0), op.i32(0))),
+      f.s('r', op.add(f.g('r'), op.i32(1))),
+      op.br(0),
+    )),
+  ];
+  return f.def('filterGradBlock', body);
+}
+
 /** The module's bytes; `relaxed` selects f32x4.relaxed_madd (FMA) over mul + add. */
 export function gemmModuleBytes(relaxed: boolean): Uint8Array<ArrayBuffer> {
-  const fns = [gemm(relaxed), im2col(), finish(), convBlock(), packB(), gemmTaps(relaxed), convBlockImplicit()];
+  const fns = [gemm(relaxed), im2col(), finish(), convBlock(), packB(), gemmTaps(relaxed), convBlockImplicit(),
+    gemmSegments(relaxed), filterGradBlock()];
   return encodeModule(fns);
 }
