@@ -139,6 +139,7 @@ interface GemmExports {
   convBlockImplicit: ConvBlockFn;
   filterGradBlock: ConvBlockFn;
   packB: (src: number, K: number, N: number, rowStride: number, colStride: number, dst: number) => void;
+  padImage: (...args: number[]) => void;
 }
 
 /** Whether this V8 accepts relaxed SIMD once the flag is set (Node 20: behind a flag; later: on). */
@@ -314,6 +315,8 @@ export class GemmEngine {
     const parallel = this.info.threads > 1 && macs >= PARALLEL_MIN_MACS;
     const C4 = Math.ceil(Cin / 4) * 4;
     const M4 = taps * C4;
+    // channel groups of one cache line (filterGradBlock), else all channels in one group
+    const G = C4 <= 16 ? C4 : [16, 8, 4].find((q) => C4 % q === 0) as number;
     const panels = Math.ceil(N / NR);
     const Hp = (g.outHeight - 1) * g.strideHeight + (g.filterHeight - 1) * g.dilationHeight + 1;
     const Wp = (g.outWidth - 1) * g.strideWidth + (g.filterWidth - 1) * g.dilationWidth + 1;
@@ -322,38 +325,11 @@ export class GemmEngine {
     const imageFloats = g.batch * Hp * Wp * P;
     const tapsOff = (inOff: number) => Math.ceil((inOff + imageFloats * 4) / 64) * 64;
     const segsOff = (inOff: number) => tapsOff(inOff) + taps * 4;
+    // x itself is staged after the tables, then padImage lays out the image
+    const stageOff = (inOff: number) => Math.ceil((segsOff(inOff) + nSeg * 4) / 64) * 64;
     const writeInput = (f32: Float32Array, inOff: number): void => {
-      const x0 = inOff / 4;
-      // x's columns [ix0, ix1) land at image column ix0 + padLeft; the rest of the image is zeros
-      const ix0 = Math.max(0, -g.padLeft);
-      const ix1 = Math.min(g.inWidth, Wp - g.padLeft);
-      const rowFloats = Wp * P;
-      for (let n = 0; n < g.batch; n++) {
-        for (let py = 0; py < Hp; py++) {
-          const row = x0 + (n * Hp + py) * rowFloats;
-          const iy = py - g.padTop;
-          if (iy < 0 || iy >= g.inHeight || ix1 <= ix0) {
-            f32.fill(0, row, row + rowFloats);
-            continue;
-          }
-          const px0 = ix0 + g.padLeft;
-          const px1 = ix1 + g.padLeft;
-          const src = ((n * g.inHeight + iy) * g.inWidth + ix0) * Cin;
-          if (P === Cin) {
-            f32.fill(0, row, row + px0 * P);
-            f32.set(x.subarray(src, src + (ix1 - ix0) * Cin), row + px0 * P);
-            f32.fill(0, row + px1 * P, row + rowFloats);
-          } else {
-            f32.fill(0, row, row + rowFloats);
-            for (let p = 0; p < ix1 - ix0; p++) {
-              const d = row + (px0 + p) * P;
-              const s = src + p * Cin;
-              if (Cin >= 16) f32.set(x.subarray(s, s + Cin), d);
-              else for (let c = 0; c < Cin; c++) f32[d + c] = x[s + c];
-            }
-          }
-        }
-      }
+      f32.set(x, stageOff(inOff) / 4);
+      this.ex.padImage(stageOff(inOff), g.batch, g.inHeight, g.inWidth, Cin, inOff, Hp, Wp, P, C4, g.padTop, g.padLeft);
       const tapTable = new Int32Array(f32.buffer, tapsOff(inOff), taps);
       for (let a = 0; a < g.filterHeight; a++) {
         for (let b = 0; b < g.filterWidth; b++) tapTable[a * g.filterWidth + b] = (a * g.dilationHeight * Wp + b * g.dilationWidth) * pixBytes;
@@ -371,13 +347,13 @@ export class GemmEngine {
       Math.max(16, Math.floor(FILTER_GRAD_PAGES * 4096 / (pixBytes * g.strideWidth))));
     const segChunk = evenChunk(nSeg, Math.max(1, Math.floor(kcMax / segLen)));
     this.execute({
-      inputBytes: segsOff(0) + nSeg * 4,
+      inputBytes: stageOff(0) + x.length * 4,
       writeInput,
       scratchPerThread: R * panels * NR * 4,
-      filter: dy, K: Kp, N, rowStride: N, colStride: 1, bias: null, out, parallel, which: 2,
+      filter: dy, K: Kp, N, rowStride: N, colStride: 1, bias: null, out, parallel, which: 2, kChunk: segChunk * segLen,
       nBlocks: Math.ceil(M4 / R),
       params: (o) => [
-        o.inOff, C4, Cin, g.strideWidth * pixBytes, tapsOff(o.inOff), segsOff(o.inOff), nSeg, segChunk, segLen, M4, N, panels, R,
+        o.inOff, G, taps * G, Cin, g.strideWidth * pixBytes, tapsOff(o.inOff), segsOff(o.inOff), nSeg, segChunk, segLen, M4, N, panels, R,
         o.bpOff, o.outOff, o.scratchOff, o.scratchStride,
       ],
     });
@@ -457,6 +433,13 @@ export class GemmEngine {
       inputBytes: number; writeInput: (f32: Float32Array, inOff: number) => void; scratchPerThread: number;
       filter: Float32Array; filterKey?: object; K: number; N: number; rowStride: number; colStride: number;
       bias: Float32Array | null; out: Float32Array; nBlocks: number; parallel: boolean; which: BlockFn;
+      /**
+       * Pack B chunk-major, [K / kChunk][panels][kChunk][8] (the last chunk shorter), so each k
+       * chunk is contiguous; default panel-major [panels][K][8]. For a long K (the filter
+       * gradient's N·OH·OW) a panel-major chunk is `panels` pieces a power-of-two apart that
+       * alias in L1 and L2.
+       */
+      kChunk?: number;
       params: (o: { inOff: number; bpOff: number; biasOff: number; outOff: number; scratchOff: number; scratchStride: number }) => number[];
     },
   ): void {
@@ -481,7 +464,11 @@ export class GemmEngine {
     job.writeInput(f32, inOff);
     if (cachedBp === null) {
       f32.set(filter, filterOff / 4);
-      this.ex.packB(filterOff, K, N, job.rowStride, job.colStride, bpOff);
+      const kc = job.kChunk ?? K;
+      for (let k0 = 0; k0 < K; k0 += kc) {
+        const rows = Math.min(kc, K - k0);
+        this.ex.packB(filterOff + k0 * job.rowStride * 4, rows, N, job.rowStride, job.colStride, bpOff + k0 * Math.ceil(N / NR) * NR * 4);
+      }
     }
     if (bias) f32.set(bias, biasOff / 4);
     const params = job.params({ inOff, bpOff, biasOff: bias ? biasOff : 0, outOff, scratchOff, scratchStride });
