@@ -245,6 +245,18 @@ describe('SIMD GEMM filter gradient (Conv2DBackpropFilter) on wasm', () => {
     expect(relErr(got, want)).toBeLessThan(1e-5);
   });
 
+  it('768+ input channels keep the forward-conv form, same result', async () => {
+    const c: FilterGradCase = { x: [1, 5, 4, 768], f: [3, 3, 768, 2], stride: 1, pad: 'same' };
+    const engine = simdConvEngine() as GemmEngine;
+    const before = engine.stats.filterGrads;
+    const got = runFilterGrad(c, 8);
+    expect(engine.stats.filterGrads).toBe(before);
+    await tf.setBackend('cpu');
+    const want = runFilterGrad(c, 8);
+    await tf.setBackend('wasm');
+    expect(relErr(got, want)).toBeLessThan(1e-5);
+  });
+
   it('does not leak tensors', () => {
     const c = FILTER_GRAD_CASES[0];
     runFilterGrad(c, 3);
