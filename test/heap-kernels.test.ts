@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
 import { heapKernelsInstalled, installHeapKernels, uninstallHeapKernels } from '../src/nn/simd/heapKernels.js';
-import { adamStep, channelAffine, channelDot } from '../src/nn/kernels/fused-ops.js';
+import { adamStep, affineReluGrad, channelAffine, channelDot } from '../src/nn/kernels/fused-ops.js';
+import { ReLU, Sequential } from '../src/nn/layers/sequential.js';
 import { BatchNorm2d } from '../src/nn/layers/norm.js';
 import { Adam, AdamW } from '../src/train/optimizers/adam.js';
 import { randn, relErr } from './helpers/numeric.js';
@@ -113,6 +114,10 @@ describe('fused ops', () => {
       expect(relErr(data(channelDot(a, b)), data(tf.sum(tf.mul(a, b), [0, 1, 2])))).toBeLessThan(1e-6);
       expect(relErr(data(channelDot(a, b, true)), data(tf.mean(tf.mul(a, b), [0, 1, 2])))).toBeLessThan(1e-6);
       expect(data(channelAffine(a, u, b, v, w))).toEqual(data(tf.add(tf.add(tf.mul(a, u), tf.mul(b, v)), w)));
+      // same values; −0 and +0 may differ (v + 0 maps −0 to +0)
+      const values = (t: tf.Tensor): number[] => Array.from(data(t), (x) => x + 0);
+      expect(values(channelAffine(a, u, b, v, w, true))).toEqual(values(tf.relu(tf.add(tf.add(tf.mul(a, u), tf.mul(b, v)), w))));
+      expect(values(affineReluGrad(b, a, u, w))).toEqual(values(tf.mul(b, tf.step(tf.add(tf.mul(a, u), w)))));
     });
   });
 
@@ -160,7 +165,7 @@ describe('fused ops', () => {
     }
   });
 
-  it('BatchNorm2d training forward and backward match the cpu backend; no leak', async () => {
+  it.each([false, true])('BatchNorm2d training forward and backward (with ReLU: %s) match the cpu backend; no leak', async (withRelu) => {
     const shape: [number, number, number, number] = [2, 6, 5, 12];
     const xs = randn(720, 8, 2, 3);
     const rs = randn(720, 9);
@@ -169,7 +174,8 @@ describe('fused ops', () => {
       bn.weight.assign(tf.tensor1d(randn(12, 10, 0.5, 1)));
       const x = tf.tensor4d(xs, shape);
       const r = tf.tensor4d(rs, shape);
-      const { value, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.sum(tf.mul(bn.forward(t as tf.Tensor4D), r)))([x]);
+      const layer = withRelu ? new Sequential<tf.Tensor4D>([bn, new ReLU()]) : bn;
+      const { value, grads } = tf.valueAndGrads((t: tf.Tensor) => tf.sum(tf.mul(layer.forward(t as tf.Tensor4D), r)))([x]);
       const out = [value, grads[0], data(bn.runningVar) && tf.clone(bn.runningVar)];
       bn.dispose();
       return out;

@@ -11,6 +11,7 @@ import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
 import { layerFusionEnabled, setLayerFusion, withoutLayerFusion } from '../src/nn/fusion.js';
 import { BatchNorm2d } from '../src/nn/layers/norm.js';
 import { Conv2d } from '../src/nn/layers/conv.js';
+import { ReLU, Sequential } from '../src/nn/layers/sequential.js';
 import { resnet18 } from '../src/models/backbones/resnet.js';
 import { MobileNetV1 } from '../src/models/backbones/mobilenet.js';
 import { TinyDarknet } from '../src/models/backbones/darknet.js';
@@ -123,6 +124,60 @@ describe('BatchNorm2d training: fused customGrad op vs the op chain', () => {
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
     bn.dispose();
+  });
+});
+
+describe('BatchNorm2d + ReLU fused in Sequential (callWithRelu) vs the op chain', () => {
+  it.each(BACKENDS)('%s: forward, gradients (x, γ, β), running statistics; the pair is fused only in Sequential order BN, ReLU', async (backend) => {
+    await tf.setBackend(backend);
+    const c = 5;
+    const shape: [number, number, number, number] = [2, 6, 7, c];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const bn = new BatchNorm2d(c);
+    tf.tidy(() => {
+      bn.weight.assign(tf.tensor1d(randn(c, 21, 0.5, 1)));
+      bn.bias.assign(tf.tensor1d(randn(c, 22, 0.5)));
+    });
+    const seq = new Sequential<tf.Tensor4D>([bn, new ReLU()]);
+    tf.tidy(() => {
+      const x = tf.tensor4d(randn(size, 23, 2, 1), shape);
+      const r = tf.tensor4d(randn(size, 24), shape);
+      const xv = tf.variable(x, true, `bnrelu_test_x_${backend}`);
+      const vars = [bn.weight, bn.bias];
+      const got = tf.variableGrads(() => tf.sum(tf.mul(seq.forward(xv), r)) as tf.Scalar, [xv, ...vars]);
+      const ref = tf.variableGrads(() => tf.sum(tf.mul(tf.relu(referenceBatchNorm(xv, bn.weight, bn.bias, bn.eps)), r)) as tf.Scalar, [xv, ...vars]);
+      expect(Math.abs(got.value.dataSync()[0] - ref.value.dataSync()[0])).toBeLessThan(1e-4 * Math.abs(ref.value.dataSync()[0]) + 1e-5);
+      for (const v of [xv, ...vars]) {
+        expect(relErr(data(got.grads[v.name]), data(ref.grads[v.name])), `d${v.name}`).toBeLessThanOrEqual(TOL);
+      }
+      expect(data(bn.numBatchesTracked)[0]).toBe(1);
+      xv.dispose();
+    });
+    seq.dispose();
+  });
+});
+
+describe('Conv2d with bias: one customGrad op (convWithBias) vs conv2d + add', () => {
+  it.each(BACKENDS)('%s: forward and gradients (x, W, b), stride 1 and 2, same and valid padding', async (backend) => {
+    await tf.setBackend(backend);
+    for (const [k, stride, padding] of [[3, 1, 1], [3, 2, 1], [1, 1, 0], [4, 2, 0]] as const) {
+      const conv = new Conv2d(3, 6, k, { stride, padding });
+      tf.tidy(() => {
+        const x = tf.variable(tf.tensor4d(randn(2 * 9 * 9 * 3, 31 + k), [2, 9, 9, 3]), true, `cwb_x_${backend}_${k}_${stride}`);
+        const r = tf.tensor(randn(conv.forward(x).size, 32), conv.forward(x).shape);
+        const reference = (): tf.Tensor => {
+          const { x: xp, pad } = withoutLayerFusion(() => ({ x: tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]), pad: 'valid' as const }));
+          return tf.add(tf.conv2d(xp, conv.weight as tf.Tensor4D, stride, pad), conv.bias as tf.Tensor);
+        };
+        const vars = [x, conv.weight, conv.bias as tf.Variable];
+        const got = tf.variableGrads(() => tf.sum(tf.mul(conv.forward(x), r)) as tf.Scalar, vars);
+        const ref = tf.variableGrads(() => tf.sum(tf.mul(reference(), r)) as tf.Scalar, vars);
+        expect(relErr(data(conv.forward(x)), data(reference())), `forward k${k} s${stride}`).toBeLessThanOrEqual(TOL);
+        for (const v of vars) expect(relErr(data(got.grads[v.name]), data(ref.grads[v.name])), `d${v.name} k${k} s${stride}`).toBeLessThanOrEqual(TOL);
+        x.dispose();
+      });
+      conv.dispose();
+    }
   });
 });
 

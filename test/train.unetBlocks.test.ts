@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { setInitSeed } from '../src/nn/init.js';
 import { Layer, StateDict } from '../src/nn/module.js';
 import { Sequential } from '../src/nn/layers/sequential.js';
+import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
 import {
   UNetDownBlock, UNetUpBlock, Upsample, catChannels, doubleConv, downPool, draemWeightsInit, upConvBnRelu,
 } from '../src/nn/layers/unetBlocks.js';
@@ -59,6 +60,8 @@ describe('U-Net blocks match PyTorch (names, forward, input gradient, BN running
       it(`${name} stack on ${backend}`, async () => {
         await tf.setBackend(backend);
         await tf.ready();
+        // the conv layers' own gradient op needs the filter-gradient kernel wasm lacks
+        registerWasmTrainingKernels();
         const c = fx[name];
         const m = make();
         // Exact PyTorch key set, in PyTorch's order.

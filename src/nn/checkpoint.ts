@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { isRecordingGradients } from './tape.js';
-import type { Sequential } from './layers/sequential.js';
+import { runLayers, type Sequential } from './layers/sequential.js';
 import { type Layer, type Module, whileRecomputing } from './module.js';
 
 /**
@@ -167,11 +167,5 @@ export function checkpointLayers<T extends tf.Tensor>(layers: readonly Layer<T, 
 
 /** `layers` applied in order (Sequential.forward without a Sequential), disposing what it made. */
 export function callLayers<T extends tf.Tensor>(layers: readonly Layer<T, T>[], x: T): T {
-  let y = x;
-  for (const l of layers) {
-    const next = l.call(y);
-    if (y !== x && y !== next) y.dispose();
-    y = next;
-  }
-  return y;
+  return runLayers(layers, x);
 }

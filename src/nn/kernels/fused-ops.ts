@@ -5,7 +5,7 @@
  * optimizer updates, which run off the gradient tape.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ADAM_STEP, CHANNEL_AFFINE, CHANNEL_DOT, heapKernelsInstalled, type AdamStepAttrs } from '../simd/heapKernels.js';
+import { ADAM_STEP, AFFINE_RELU_GRAD, CHANNEL_AFFINE, CHANNEL_DOT, heapKernelsInstalled, type AdamStepAttrs } from '../simd/heapKernels.js';
 
 function fused(): boolean {
   return heapKernelsInstalled() && tf.getBackend() === 'wasm';
@@ -24,14 +24,27 @@ export function channelDot(a: tf.Tensor, b: tf.Tensor, mean = false): tf.Tensor1
   });
 }
 
-/** p·u + q·v + w with u, v, w one value per channel (last axis); q has p's shape. */
-export function channelAffine<T extends tf.Tensor>(p: T, u: tf.Tensor1D, q: tf.Tensor, v: tf.Tensor1D, w: tf.Tensor1D): T {
+/** p·u + q·v + w with u, v, w one value per channel (last axis), then ReLU when `relu`; q has p's shape. */
+export function channelAffine<T extends tf.Tensor>(p: T, u: tf.Tensor1D, q: tf.Tensor, v: tf.Tensor1D, w: tf.Tensor1D, relu = false): T {
   const C = p.shape[p.rank - 1];
   const ok = [u, v, w].every((t) => t.size === C && t.dtype === 'float32') && p.dtype === 'float32' && tf.util.arraysEqual(p.shape, q.shape);
   if (fused() && ok) {
-    return tf.engine().runKernel(CHANNEL_AFFINE, { p, q, u: tf.reshape(u, [C]), v: tf.reshape(v, [C]), w: tf.reshape(w, [C]) }) as T;
+    const inputs = { p, q, u: tf.reshape(u, [C]), v: tf.reshape(v, [C]), w: tf.reshape(w, [C]) };
+    return tf.engine().runKernel(CHANNEL_AFFINE, inputs, { relu } as unknown as tf.NamedAttrMap) as T;
   }
-  return tf.tidy(() => tf.add(tf.add(tf.mul(p, u), tf.mul(q, v)), w) as T);
+  return tf.tidy(() => {
+    const y = tf.add(tf.add(tf.mul(p, u), tf.mul(q, v)), w);
+    return (relu ? tf.relu(y) : y) as T;
+  });
+}
+
+/** dz where xc·s + b > 0, else 0: the ReLU gradient of relu(xc·s + b) (s, b per channel). */
+export function affineReluGrad<T extends tf.Tensor>(dz: T, xc: tf.Tensor, s: tf.Tensor1D, b: tf.Tensor1D): T {
+  const C = xc.shape[xc.rank - 1];
+  if (fused() && dz.dtype === 'float32' && xc.dtype === 'float32' && tf.util.arraysEqual(dz.shape, xc.shape) && s.size === C && b.size === C) {
+    return tf.engine().runKernel(AFFINE_RELU_GRAD, { dz, xc, s: tf.reshape(s, [C]), b: tf.reshape(b, [C]) }) as T;
+  }
+  return tf.tidy(() => tf.mul(dz, tf.step(tf.add(tf.mul(xc, s), b))) as T);
 }
 
 /** One Adam/AdamW update (see heapModule.ts adamStep): [θ_new, m', v']. */

@@ -104,6 +104,8 @@ export class Conv2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       let y: tf.Tensor4D;
       if (this.depthwise) {
         y = tf.depthwiseConv2d(xp, this.weight as tf.Tensor4D, this.stride, pad, 'NHWC', d);
+      } else if (this.groups === 1 && this.bias && this.dilation === 1 && layerFusionEnabled()) {
+        return convWithBias(xp, this.weight as tf.Tensor4D, this.bias, this.stride, pad);
       } else if (this.groups === 1) {
         y = tf.conv2d(xp, this.weight as tf.Tensor4D, this.stride, pad, 'NHWC', d);
       } else {
@@ -114,6 +116,33 @@ export class Conv2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       return this.bias ? (tf.add(y, this.bias) as tf.Tensor4D) : y;
     });
   }
+}
+
+/**
+ * conv2d(x, w) + b (dilation 1, NHWC) as one op. Why: tfjs' Add keeps both inputs on the tape to
+ * work out its broadcast gradient, i.e. the whole conv output per layer, and adds a full pass; here
+ * the tape keeps x and w only (as tfjs' conv2d does), the bias gradient is Σ dy, and on wasm the
+ * bias is added in the SIMD GEMM's write-out (FusedConv2D).
+ */
+export function convWithBias(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor, stride: number, pad: 'same' | 'valid'): tf.Tensor4D {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, wi, bi] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    save([xi, wi]);
+    const value = tf.fused.conv2d({ x: xi as tf.Tensor4D, filter: wi as tf.Tensor4D, bias: bi, strides: stride, pad });
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sw] = saved as tf.Tensor4D[];
+        const dy4 = dy as tf.Tensor4D;
+        const dx = tf.conv2dTranspose(dy4, sw, sx.shape, stride, pad);
+        const attrs = { strides: stride, pad, dataFormat: 'NHWC', filterShape: sw.shape };
+        const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: sx, dy: dy4 }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+        return [dx, dw, tf.sum(dy4, [0, 1, 2])];
+      },
+    };
+  });
+  return op(x, w, b) as tf.Tensor4D;
 }
 
 /**

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Layer } from '../module.js';
 import { layerFusionEnabled } from '../fusion.js';
-import { channelAffine, channelDot } from '../kernels/fused-ops.js';
+import { affineReluGrad, channelAffine, channelDot } from '../kernels/fused-ops.js';
+import { withModuleScope } from '../scope.js';
 
 /**
  * BatchNorm over the channel (last) axis of NHWC tensors, PyTorch semantics: training normalises
@@ -38,12 +39,25 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
         return tf.add(tf.mul(x, scale), shift) as tf.Tensor4D;
       });
     }
-    if (x.rank === 4 && layerFusionEnabled()) return tf.tidy(() => this.fusedTrainingForward(x));
+    if (x.rank === 4 && layerFusionEnabled()) return tf.tidy(() => this.fusedTrainingForward(x, false));
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, [0, 1, 2]);
       this.updateRunningStats(mean, variance, x.size / this.numFeatures);
       const xn = tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, this.eps)));
       return tf.add(tf.mul(xn, this.weight), this.bias) as tf.Tensor4D;
+    });
+  }
+
+  /**
+   * relu(this(x)), as this layer followed by torch.nn.ReLU (Sequential fuses the pair, see
+   * runLayers). While training with layer fusion the ReLU joins the customGrad below: its
+   * gradient mask is recomputed from the saved xc, so neither the BatchNorm output nor the
+   * ReLU's input is kept for the backward pass (one full-size tensor less per layer).
+   */
+  callWithRelu(x: tf.Tensor4D): tf.Tensor4D {
+    return withModuleScope(this.path || this.constructor.name, this.constructor.name, () => {
+      if (this.training && x.rank === 4 && layerFusionEnabled()) return tf.tidy(() => this.fusedTrainingForward(x, true));
+      return tf.tidy(() => tf.relu(this.forward(x)));
     });
   }
 
@@ -70,9 +84,10 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
    *     dβ = Σ dy,   dγ = Σ dy·x̂,   dx = γ/σ · (dy − dβ/M − x̂·dγ/M)
    * instead of tfjs' autodiff of the op chain, which records ~6 full-size tensors per layer and
    * runs ~15 elementwise kernels backwards. Same values as the op chain to float32 rounding, same
-   * running statistics bit for bit (the same ops compute μ and var).
+   * running statistics as the op chain to float32 rounding (on wasm, Σ xc² runs as one ChannelDot
+   * kernel rather than square + mean). With `relu`, z = max(0, y) and dy = dz·[xc·(γ/σ) + β > 0].
    */
-  private fusedTrainingForward(x: tf.Tensor4D): tf.Tensor4D {
+  private fusedTrainingForward(x: tf.Tensor4D, relu: boolean): tf.Tensor4D {
     const count = x.size / this.numFeatures;
     const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
       const [xi, gamma, beta] = args as tf.Tensor[];
@@ -82,14 +97,15 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       const variance = channelDot(xc, xc, true);
       this.updateRunningStats(mean, variance, count);
       const inv = tf.div(1, tf.sqrt(tf.add(variance, this.eps)));
-      save([xc, inv, gamma]);
+      save([xc, inv, gamma, beta]);
       // On wasm each full-size pass below is one kernel (fused-ops.ts): y = xc·(γ/σ) + β
       const zeros = tf.zerosLike(inv) as tf.Tensor1D;
-      const value = channelAffine(xc, tf.mul(gamma, inv) as tf.Tensor1D, xc, zeros, beta as tf.Tensor1D);
+      const value = channelAffine(xc, tf.mul(gamma, inv) as tf.Tensor1D, xc, zeros, beta as tf.Tensor1D, relu);
       return {
         value,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [sxc, sinv, sgamma] = saved;
+        gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sxc, sinv, sgamma, sbeta] = saved;
+          const dy = relu ? affineReluGrad(dz, sxc, tf.mul(sgamma, sinv) as tf.Tensor1D, sbeta as tf.Tensor1D) : dz;
           const dbeta = tf.sum(dy, [0, 1, 2]) as tf.Tensor1D;
           // Σ dy·x̂ = (Σ dy·xc)/σ
           const dgamma = tf.mul(channelDot(dy, sxc), sinv) as tf.Tensor1D;

@@ -1,5 +1,36 @@
 import * as tf from '@tensorflow/tfjs';
 import { Layer } from '../module.js';
+import { BatchNorm2d } from './norm.js';
+
+/** torch.nn.ReLU: no parameters, occupies a Sequential index. */
+export class ReLU extends Layer<tf.Tensor4D, tf.Tensor4D> {
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.relu(x);
+  }
+}
+
+/**
+ * Calls the layers in order, disposing intermediates (never the input, nor what a layer returned
+ * unchanged). A BatchNorm2d directly followed by a ReLU runs as one fused op (callWithRelu).
+ */
+export function runLayers<T extends tf.Tensor>(layers: readonly Layer<T, T>[], x: T): T {
+  let y = x;
+  for (let i = 0; i < layers.length; i++) {
+    const l = layers[i];
+    const bn: unknown = l;
+    let next: T;
+    if (bn instanceof BatchNorm2d && layers[i + 1] instanceof ReLU && y.rank === 4) {
+      next = bn.callWithRelu(y as unknown as tf.Tensor4D) as unknown as T;
+      i++;
+    } else {
+      next = l.call(y);
+    }
+    // A layer may return its input (identity Fn): never dispose what it returned.
+    if (y !== x && y !== next) y.dispose();
+    y = next;
+  }
+  return y;
+}
 
 /** Children named '0', '1', ... as torch.nn.Sequential, so checkpoint names line up. */
 export class Sequential<T extends tf.Tensor = tf.Tensor> extends Layer<T, T> {
@@ -11,14 +42,7 @@ export class Sequential<T extends tf.Tensor = tf.Tensor> extends Layer<T, T> {
   }
 
   forward(x: T): T {
-    let y = x;
-    for (const l of this.layers) {
-      const next = l.call(y);
-      // A layer may return its input (identity Fn): never dispose what it returned.
-      if (y !== x && y !== next) y.dispose();
-      y = next;
-    }
-    return y;
+    return runLayers(this.layers, x);
   }
 }
 

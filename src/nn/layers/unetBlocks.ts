@@ -4,7 +4,9 @@ import { normalInit } from '../init.js';
 import { Layer, Module } from '../module.js';
 import { Conv2d, ConvTranspose2d } from './conv.js';
 import { BatchNorm2d } from './norm.js';
-import { Sequential, maxPool2d } from './sequential.js';
+import { ReLU, Sequential, maxPool2d } from './sequential.js';
+
+export { ReLU };
 import { resizeBilinear } from './smoothing.js';
 
 /**
@@ -17,13 +19,6 @@ import { resizeBilinear } from './smoothing.js';
  *    conv1, bn1, conv2, bn2 (and upconv = ConvTranspose2d 4×4, stride 2, pad 1).
  * All layers NHWC.
  */
-
-/** torch.nn.ReLU: no parameters, occupies a Sequential index. */
-export class ReLU extends Layer<tf.Tensor4D, tf.Tensor4D> {
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.relu(x);
-  }
-}
 
 /** torch.nn.MaxPool2d(kernel, stride = kernel, padding). */
 export class MaxPool2d extends Layer<tf.Tensor4D, tf.Tensor4D> {

@@ -6,7 +6,8 @@
  *   - MaxPoolGrad: tfjs-wasm's own loses gradient (see maxPoolGradGeneric); 2×2 stride-2
  *     unpadded pooling (U-Net encoders) runs a SIMD kernel, other windows a scalar loop;
  *   - three kernels of our own, used through fusedOps.ts: ChannelDot (Σ a·b per channel),
- *     ChannelAffine (p·u + q·v + w per channel) and AdamStep (the whole Adam update in one pass).
+ *     ChannelAffine (p·u + q·v + w per channel, optionally with ReLU), AffineReluGrad (the ReLU
+ *     gradient of a fused BatchNorm+ReLU) and AdamStep (the whole Adam update in one pass).
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapModuleBytes, type HeapExports } from './heapModule.js';
@@ -15,6 +16,7 @@ import { mark } from '../kernels/kernel-util.js';
 export const CHANNEL_DOT = 'AdbenchChannelDot';
 export const CHANNEL_AFFINE = 'AdbenchChannelAffine';
 export const ADAM_STEP = 'AdbenchAdamStep';
+export const AFFINE_RELU_GRAD = 'AdbenchAffineReluGrad';
 
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -165,10 +167,22 @@ function channelDotKernel(ex: HeapExports): tf.KernelFunc {
 function channelAffineKernel(ex: HeapExports): tf.KernelFunc {
   return (args) => {
     const { p, q, u, v, w } = args.inputs as Record<'p' | 'q' | 'u' | 'v' | 'w', tf.TensorInfo>;
+    const { relu } = args.attrs as unknown as { relu: boolean };
     const b = wasmBackend(args);
     const C = p.shape[p.shape.length - 1];
     const out = b.makeOutput(p.shape, 'float32');
-    ex.channelAffine(off(b, p), off(b, q), tf.util.sizeFromShape(p.shape) / C, C, off(b, u), off(b, v), off(b, w), off(b, out));
+    ex.channelAffine(off(b, p), off(b, q), tf.util.sizeFromShape(p.shape) / C, C, off(b, u), off(b, v), off(b, w), off(b, out), relu ? 1 : 0);
+    return out;
+  };
+}
+
+function affineReluGradKernel(ex: HeapExports): tf.KernelFunc {
+  return (args) => {
+    const { dz, xc, s, b: shift } = args.inputs as Record<'dz' | 'xc' | 's' | 'b', tf.TensorInfo>;
+    const b = wasmBackend(args);
+    const C = xc.shape[xc.shape.length - 1];
+    const out = b.makeOutput(xc.shape, 'float32');
+    ex.affineReluGrad(off(b, dz), off(b, xc), tf.util.sizeFromShape(xc.shape) / C, C, off(b, s), off(b, shift), off(b, out));
     return out;
   };
 }
@@ -233,7 +247,8 @@ export function installHeapKernels(): boolean {
   replace(nativeSum, reduceKernel(ex, nativeSum, false));
   replace(nativeMean, reduceKernel(ex, nativeMean, true));
   replace(nativePoolGrad, maxPoolGradKernel(ex));
-  const own: [string, tf.KernelFunc][] = [[CHANNEL_DOT, channelDotKernel(ex)], [CHANNEL_AFFINE, channelAffineKernel(ex)], [ADAM_STEP, adamStepKernel(ex)]];
+  const own: [string, tf.KernelFunc][] = [[CHANNEL_DOT, channelDotKernel(ex)], [CHANNEL_AFFINE, channelAffineKernel(ex)], [ADAM_STEP, adamStepKernel(ex)],
+    [AFFINE_RELU_GRAD, affineReluGradKernel(ex)]];
   for (const [kernelName, kernelFunc] of own) tf.registerKernel(mark<tf.KernelConfig>({ kernelName, backendName: 'wasm', kernelFunc }));
   uninstallers.push(() => {
     for (const cfg of replaced) {

@@ -88,20 +88,27 @@ function columnReduce(name: string, dot: boolean): FunctionDef {
 }
 
 /**
- * out[r, c] = p[r, c]·u[c] + q[r, c]·v[c] + w[c] over [M, C]: BatchNorm's normalisation
- * (q = p, v = 0) and its input gradient (dx = dy·s + xc·t + k) in one pass each.
+ * out[r, c] = p[r, c]·u[c] + q[r, c]·v[c] + w[c] over [M, C] (then max(0, ·) when `relu`):
+ * BatchNorm's normalisation (q = p, v = 0), with its ReLU, and its input gradient
+ * (dx = dy·s + xc·t + k) in one pass each.
  */
 function channelAffine(): FunctionDef {
-  const f = new Fn(['p', 'q', 'M', 'C', 'u', 'v', 'w', 'out']);
+  const f = new Fn(['p', 'q', 'M', 'C', 'u', 'v', 'w', 'out', 'relu']);
   for (const l of ['r', 'c', 'C4', 'pp', 'pq', 'po', 'rowBytes']) f.local(l);
+  f.local('floor', V128);
+  f.local('sfloor', F32);
   const row = (vec: boolean): Code => {
     const ld = (base: string): Code => (vec ? op.v128Load(addr(f, base, 'c')) : op.f32Load(addr(f, base, 'c')));
     const mul = vec ? op.f32x4Mul : op.f32Mul;
     const add = vec ? op.f32x4Add : op.f32Add;
-    const value = add(add(mul(ld('pp'), ld('u')), mul(ld('pq'), ld('v'))), ld('w'));
+    const max = vec ? op.f32x4Max : op.f32Max;
+    // relu: max(·, 0); otherwise max(·, −inf), which is the identity (NaN stays NaN with f32x4.max)
+    const value = max(add(add(mul(ld('pp'), ld('u')), mul(ld('pq'), ld('v'))), ld('w')), f.g(vec ? 'floor' : 'sfloor'));
     return vec ? op.v128Store(addr(f, 'po', 'c'), value) : op.f32Store(addr(f, 'po', 'c'), value);
   };
   return f.def('channelAffine', [
+    f.s('sfloor', op.select(op.f32Zero(), op.f32Const(-Infinity), f.g('relu'))),
+    f.s('floor', op.f32x4Splat(f.g('sfloor'))),
     f.s('C4', op.and(f.g('C'), op.i32(~3))),
     f.s('rowBytes', op.shl(f.g('C'), op.i32(2))),
     f.s('pp', f.g('p')),
@@ -112,6 +119,37 @@ function channelAffine(): FunctionDef {
       ...forRange(f, 'c', f.g('C4'), f.g('C'), 1, row(false)),
       f.s('pp', op.add(f.g('pp'), f.g('rowBytes'))),
       f.s('pq', op.add(f.g('pq'), f.g('rowBytes'))),
+      f.s('po', op.add(f.g('po'), f.g('rowBytes')))),
+  ]);
+}
+
+/**
+ * The ReLU gradient behind a fused BatchNorm+ReLU, from BatchNorm's saved xc: out = dz where
+ * xc·s + b > 0 (the pre-activation, computed as channelAffine computes it), else 0.
+ */
+function affineReluGrad(): FunctionDef {
+  const f = new Fn(['dz', 'xc', 'M', 'C', 's', 'b', 'out']);
+  for (const l of ['r', 'c', 'C4', 'pd', 'px', 'po', 'rowBytes']) f.local(l);
+  const row = (vec: boolean): Code => {
+    const ld = (base: string): Code => (vec ? op.v128Load(addr(f, base, 'c')) : op.f32Load(addr(f, base, 'c')));
+    if (vec) {
+      const pre = op.f32x4Add(op.f32x4Mul(ld('px'), ld('s')), ld('b'));
+      return op.v128Store(addr(f, 'po', 'c'), op.v128And(ld('pd'), op.f32x4Gt(pre, op.v128Zero())));
+    }
+    const pre = op.f32Add(op.f32Mul(ld('px'), ld('s')), ld('b'));
+    return op.f32Store(addr(f, 'po', 'c'), op.select(ld('pd'), op.f32Zero(), op.f32Gt(pre, op.f32Zero())));
+  };
+  return f.def('affineReluGrad', [
+    f.s('C4', op.and(f.g('C'), op.i32(~3))),
+    f.s('rowBytes', op.shl(f.g('C'), op.i32(2))),
+    f.s('pd', f.g('dz')),
+    f.s('px', f.g('xc')),
+    f.s('po', f.g('out')),
+    ...forRange(f, 'r', op.i32(0), f.g('M'), 1,
+      ...forRange(f, 'c', op.i32(0), f.g('C4'), 4, row(true)),
+      ...forRange(f, 'c', f.g('C4'), f.g('C'), 1, row(false)),
+      f.s('pd', op.add(f.g('pd'), f.g('rowBytes'))),
+      f.s('px', op.add(f.g('px'), f.g('rowBytes'))),
       f.s('po', op.add(f.g('po'), f.g('rowBytes')))),
   ]);
 }
@@ -236,7 +274,8 @@ function adamStep(): FunctionDef {
 export interface HeapExports {
   columnSum(a: number, b: number, M: number, C: number, dst: number, blk: number, scale: number): void;
   columnDot(a: number, b: number, M: number, C: number, dst: number, blk: number, scale: number): void;
-  channelAffine(p: number, q: number, M: number, C: number, u: number, v: number, w: number, out: number): void;
+  channelAffine(p: number, q: number, M: number, C: number, u: number, v: number, w: number, out: number, relu: number): void;
+  affineReluGrad(dz: number, xc: number, M: number, C: number, s: number, b: number, out: number): void;
   maxPoolGrad2x2(x: number, dy: number, N: number, H: number, W: number, C: number, dx: number): void;
   adamStep(
     p: number, g: number, m: number, v: number, n: number,
@@ -247,5 +286,5 @@ export interface HeapExports {
 
 /** The module's bytes; it imports env.mem, any non-shared memory (tfjs-backend-wasm's heap). */
 export function heapModuleBytes(): Uint8Array<ArrayBuffer> {
-  return encodeModule([columnReduce('columnSum', false), columnReduce('columnDot', true), channelAffine(), maxPoolGrad2x2(), adamStep()], 65536, false);
+  return encodeModule([columnReduce('columnSum', false), columnReduce('columnDot', true), channelAffine(), affineReluGrad(), maxPoolGrad2x2(), adamStep()], 65536, false);
 }

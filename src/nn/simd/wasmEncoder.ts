@@ -98,6 +98,7 @@ export const op = {
   f32x4Sqrt: (a: Code): Code => [a, simd(0xe3)],
   f32x4Splat: (a: Code): Code => [a, simd(0x13)],
   f32x4Eq: (a: Code, b: Code): Code => [a, b, simd(0x41)],
+  f32x4Gt: (a: Code, b: Code): Code => [a, b, simd(0x44)],
   v128And: (a: Code, b: Code): Code => [a, b, simd(0x4e)],
   /** a & ~b */
   v128AndNot: (a: Code, b: Code): Code => [a, b, simd(0x4f)],
@@ -109,6 +110,7 @@ export const op = {
   f32Div: (a: Code, b: Code): Code => [a, b, 0x95],
   f32Sqrt: (a: Code): Code => [a, 0x91],
   f32Eq: (a: Code, b: Code): Code => [a, b, 0x5b],
+  f32Gt: (a: Code, b: Code): Code => [a, b, 0x5e],
   /** select(a, b, cond): a if cond ≠ 0 else b */
   select: (a: Code, b: Code, cond: Code): Code => [a, b, cond, 0x1b],
   memoryCopy: (dst: Code, src: Code, n: Code): Code => [dst, src, n, 0xfc, 0x0a, 0x00, 0x00],
