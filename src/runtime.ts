@@ -2,6 +2,7 @@ import { backendLogLine, initBackend, type BackendChoice, type BackendInfo } fro
 import { installSimdConvKernels } from './nn/kernels/conv2d-simd.js';
 import { registerWasmTrainingKernels } from './nn/kernels/index.js';
 import { installHeapKernels } from './nn/simd/heapKernels.js';
+import { eagerBackpropRequested, installEagerBackprop } from './nn/backprop.js';
 
 /** Whether the SIMD GEMM conv kernels are wanted: ADBENCH_SIMD=off (or 0) turns them off. */
 export function simdConvRequested(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -21,11 +22,15 @@ export function heapKernelsRequested(env: NodeJS.ProcessEnv = process.env): bool
  * wasm, the SIMD GEMM convolutions (src/nn/simd; ADBENCH_SIMD=off keeps XNNPACK's,
  * ADBENCH_SIMD_THREADS sets their threads) and the SIMD kernels on tfjs' own heap (per-channel
  * reductions, BatchNorm passes, 2×2 max-pool gradients, Adam; src/nn/simd/heapKernels.ts;
- * ADBENCH_SIMD=off turns these off too, ADBENCH_HEAP_KERNELS=off only these).
+ * ADBENCH_SIMD=off turns these off too, ADBENCH_HEAP_KERNELS=off only these), and on every
+ * backend a backward pass that frees memory as it goes (src/nn/backprop.ts; ADBENCH_EAGER_BACKPROP=0
+ * keeps tfjs' own).
  */
 export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: string) => void = () => {}): Promise<BackendInfo> {
   const info = await initBackend(choice);
   registerWasmTrainingKernels();
+  // Backward passes free each gradient and saved tensor once used (src/nn/backprop.ts).
+  if (eagerBackpropRequested()) installEagerBackprop();
   log(backendLogLine(info));
   if (info.active === 'wasm' && simdConvRequested()) {
     try {

@@ -11,6 +11,8 @@
  *     MatMul gradient, Linear layers on [B,T,D]) into wasm's fast plain product (matmul.ts);
  *   - wasm kernels UnsortedSegmentSum and Einsum (segment-sum.ts, einsum.ts), and an Einsum
  *     gradient (tfjs-core has none on any backend);
+ *   - an Identity that shares memory instead of copying (every tensor saved for a gradient is
+ *     cloned through it; identity.ts);
  *   - backend-independent gradient overrides for Conv2D / DepthwiseConv2dNative that support
  *     dilation > 1, delegating to tfjs' own gradients otherwise (gradients.ts).
  *
@@ -21,6 +23,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { convKernelConfigs } from './conv-kernels.js';
 import { einsumGradConfig, einsumKernelConfig } from './einsum.js';
+import { identityKernelConfig } from './identity.js';
 import { registerConvGradients } from './gradients.js';
 import { isOurs } from './kernel-util.js';
 import { batchMatMulKernelConfig } from './matmul.js';
@@ -42,8 +45,10 @@ export function registerWasmTrainingKernels(): void {
   const eg = tf.getGradient(tf.Einsum);
   if (eg == null) tf.registerGradient(einsumGradConfig());
   if (tf.getKernel(tf.Conv2D, WASM) == null) return; // wasm backend package not loaded
+  const nativeIdentity = tf.getKernel(tf.Identity, WASM);
   const configs = [
     ...convKernelConfigs(WASM),
+    { config: identityKernelConfig(WASM, nativeIdentity && !isOurs(nativeIdentity) ? nativeIdentity : undefined), replaceNative: true },
     { config: segmentSumKernelConfig(WASM), replaceNative: false },
     { config: einsumKernelConfig(WASM), replaceNative: false },
   ];
