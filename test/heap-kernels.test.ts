@@ -75,6 +75,27 @@ describe('Sum and Mean over leading axes', () => {
   });
 });
 
+describe('Concat and SplitV', () => {
+  it.each([0, 1, 2, 3, -1])('concat and split along axis %i equal the cpu backend, also int32, bool and gradients', async (axis) => {
+    const shapes = [[2, 3, 4, 5], [2, 3, 4, 5], [2, 3, 4, 5]].map((s, i) => s.map((d, j) => (j === (axis + 4) % 4 ? d + i : d)));
+    const f = () => {
+      const xs = shapes.map((sh, i) => tf.tensor(randn(sh.reduce((a, b) => a * b, 1), 40 + i), sh));
+      const cat = tf.concat(xs, axis);
+      const parts = tf.split(cat, [shapes[0][(axis + 4) % 4], -1, shapes[2][(axis + 4) % 4]], axis);
+      const ints = tf.concat(xs.map((t) => tf.cast(tf.mul(t, 10), 'int32')), axis);
+      const bools = tf.concat(xs.map((t) => tf.greater(t, 0)), axis);
+      const w = tf.tensor(randn(cat.size, 50), cat.shape);
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.concat([a, b], axis), tf.slice(w, 0, tf.concat([a, b], axis).shape))))(xs.slice(0, 2));
+      return [cat, ...parts, tf.cast(ints, 'float32'), tf.cast(bools, 'float32'), ...g];
+    };
+    const want = await onCpu(f);
+    tf.tidy(() => {
+      const got = f();
+      got.forEach((t, i) => expect(Array.from(data(t)), `output ${i}`).toEqual(Array.from(want[i])));
+    });
+  });
+});
+
 describe('MaxPoolGrad', () => {
   // tfjs-wasm 4.22's own MaxPoolGrad loses gradient (heapKernels.ts); ours must equal the cpu backend exactly.
   const cases: { shape: [number, number, number, number]; k: number; s: number; pad: 'valid' | 'same'; relu: boolean }[] = [

@@ -5,7 +5,8 @@
  *     scalar loop; other reductions go to the kernel registered before;
  *   - MaxPoolGrad: tfjs-wasm's own loses gradient (see maxPoolGradGeneric); 2×2 stride-2
  *     unpadded pooling (U-Net encoders) runs a SIMD kernel, other windows a scalar loop;
- *   - three kernels of our own, used through fusedOps.ts: ChannelDot (Σ a·b per channel),
+ *   - Concat and SplitV along any axis as one memory.copy per row;
+ *   - kernels of our own, used through fusedOps.ts: ChannelDot (Σ a·b per channel),
  *     ChannelAffine (p·u + q·v + w per channel, optionally with ReLU), AffineReluGrad (the ReLU
  *     gradient of a fused BatchNorm+ReLU) and AdamStep (the whole Adam update in one pass).
  */
@@ -156,6 +157,66 @@ function maxPoolGradKernel(ex: HeapExports): tf.KernelFunc {
   };
 }
 
+const BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool: 1 };
+
+/**
+ * Concat along any axis as one memory.copy per (outer index, input): tfjs-wasm's own copies
+ * row by row in JavaScript (U-Net skip connections: 6 concatenations were ~4 % of a DRAEM step).
+ */
+function concatKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const xs = (Object.values(args.inputs) as tf.TensorInfo[]).filter((t) => tf.util.sizeFromShape(t.shape) > 0);
+    const { axis } = args.attrs as unknown as { axis: number | number[] };
+    const first = args.inputs[0] as tf.TensorInfo | undefined;
+    const bytes = first ? BYTES[first.dtype] : undefined;
+    if (!first || !bytes || xs.length === 0 || xs.some((t) => t.dtype !== first.dtype || t.shape.length !== first.shape.length)) return native.kernelFunc(args);
+    const ax = tf.util.parseAxisParam(axis, first.shape)[0];
+    if (xs.some((t) => t.shape.some((d, i) => i !== ax && d !== first.shape[i]))) return native.kernelFunc(args);
+    const M = tf.util.sizeFromShape(first.shape.slice(0, ax));
+    const inner = tf.util.sizeFromShape(first.shape.slice(ax + 1));
+    const outShape = [...first.shape];
+    outShape[ax] = xs.reduce((s, t) => s + t.shape[ax], 0);
+    const b = wasmBackend(args);
+    const out = b.makeOutput(outShape, first.dtype);
+    const outRow = outShape[ax] * inner * bytes;
+    let col = 0;
+    for (const t of xs) {
+      const row = t.shape[ax] * inner * bytes;
+      ex.copyRows(off(b, t), row, off(b, out) + col, outRow, row, M);
+      col += row;
+    }
+    return out;
+  };
+}
+
+/** SplitV (concat's gradient) the same way: one memory.copy per (outer index, output). */
+function splitKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+    const bytes = BYTES[x.dtype];
+    if (!bytes) return native.kernelFunc(args);
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+    const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
+    const M = tf.util.sizeFromShape(x.shape.slice(0, ax));
+    const inner = tf.util.sizeFromShape(x.shape.slice(ax + 1));
+    const b = wasmBackend(args);
+    const inRow = x.shape[ax] * inner * bytes;
+    const outs = sizes.map((n) => {
+      const shape = [...x.shape];
+      shape[ax] = n;
+      return b.makeOutput(shape, x.dtype);
+    });
+    let col = 0;
+    sizes.forEach((n, i) => {
+      const row = n * inner * bytes;
+      if (row > 0 && M > 0) ex.copyRows(off(b, x) + col, inRow, off(b, outs[i]), row, row, M);
+      col += row;
+    });
+    return outs;
+  };
+}
+
 function channelDotKernel(ex: HeapExports): tf.KernelFunc {
   return (args) => {
     const { a, b: bt } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -236,7 +297,9 @@ export function installHeapKernels(): boolean {
   const nativeSum = tf.getKernel(tf.Sum, 'wasm');
   const nativeMean = tf.getKernel(tf.Mean, 'wasm');
   const nativePoolGrad = tf.getKernel(tf.MaxPoolGrad, 'wasm');
-  if (!(memory instanceof WebAssembly.Memory) || !nativeSum || !nativeMean || !nativePoolGrad) return false;
+  const nativeConcat = tf.getKernel(tf.Concat, 'wasm');
+  const nativeSplit = tf.getKernel(tf.SplitV, 'wasm');
+  if (!(memory instanceof WebAssembly.Memory) || !nativeSum || !nativeMean || !nativePoolGrad || !nativeConcat || !nativeSplit) return false;
   const ex = new WebAssembly.Instance(new WebAssembly.Module(heapModuleBytes()), { env: { mem: memory } }).exports as unknown as HeapExports;
   const replaced: tf.KernelConfig[] = [];
   const replace = (prev: tf.KernelConfig, kernelFunc: tf.KernelFunc) => {
@@ -247,6 +310,8 @@ export function installHeapKernels(): boolean {
   replace(nativeSum, reduceKernel(ex, nativeSum, false));
   replace(nativeMean, reduceKernel(ex, nativeMean, true));
   replace(nativePoolGrad, maxPoolGradKernel(ex));
+  replace(nativeConcat, concatKernel(ex, nativeConcat));
+  replace(nativeSplit, splitKernel(ex, nativeSplit));
   const own: [string, tf.KernelFunc][] = [[CHANNEL_DOT, channelDotKernel(ex)], [CHANNEL_AFFINE, channelAffineKernel(ex)], [ADAM_STEP, adamStepKernel(ex)],
     [AFFINE_RELU_GRAD, affineReluGradKernel(ex)]];
   for (const [kernelName, kernelFunc] of own) tf.registerKernel(mark<tf.KernelConfig>({ kernelName, backendName: 'wasm', kernelFunc }));

@@ -271,7 +271,24 @@ function adamStep(): FunctionDef {
   ]);
 }
 
+/**
+ * dst[r·dstStride ..+ rowBytes) = src[r·srcStride ..+ rowBytes) for r < M (bytes): one
+ * memory.copy per row. Concat and split along any axis are this with M = the product of the
+ * dimensions before the axis.
+ */
+function copyRows(): FunctionDef {
+  const f = new Fn(['src', 'srcStride', 'dst', 'dstStride', 'rowBytes', 'M']);
+  f.local('r');
+  return f.def('copyRows', [
+    ...forRange(f, 'r', op.i32(0), f.g('M'), 1,
+      op.memoryCopy(f.g('dst'), f.g('src'), f.g('rowBytes')),
+      f.s('src', op.add(f.g('src'), f.g('srcStride'))),
+      f.s('dst', op.add(f.g('dst'), f.g('dstStride')))),
+  ]);
+}
+
 export interface HeapExports {
+  copyRows(src: number, srcStride: number, dst: number, dstStride: number, rowBytes: number, M: number): void;
   columnSum(a: number, b: number, M: number, C: number, dst: number, blk: number, scale: number): void;
   columnDot(a: number, b: number, M: number, C: number, dst: number, blk: number, scale: number): void;
   channelAffine(p: number, q: number, M: number, C: number, u: number, v: number, w: number, out: number, relu: number): void;
@@ -286,5 +303,5 @@ export interface HeapExports {
 
 /** The module's bytes; it imports env.mem, any non-shared memory (tfjs-backend-wasm's heap). */
 export function heapModuleBytes(): Uint8Array<ArrayBuffer> {
-  return encodeModule([columnReduce('columnSum', false), columnReduce('columnDot', true), channelAffine(), affineReluGrad(), maxPoolGrad2x2(), adamStep()], 65536, false);
+  return encodeModule([columnReduce('columnSum', false), columnReduce('columnDot', true), channelAffine(), affineReluGrad(), maxPoolGrad2x2(), adamStep(), copyRows()], 65536, false);
 }
