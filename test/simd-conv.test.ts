@@ -293,6 +293,38 @@ describe('SIMD GEMM filter gradient (Conv2DBackpropFilter) on wasm', () => {
   });
 });
 
+describe('SIMD GEMM input gradient (Conv2DBackpropInput, stride 1) on wasm', () => {
+  // stride 1: 'same' (odd and even filters: tfjs pads the even one 0 before / 1 after), 'valid',
+  // explicit asymmetric padding, 1×1, Cin/Cout not multiples of 4 or 8; stride 2 goes to the kernel before.
+  const cases: FilterGradCase[] = [
+    { x: [2, 9, 11, 5], f: [3, 3, 5, 7], stride: 1, pad: 'same' },
+    { x: [1, 10, 10, 6], f: [2, 2, 6, 3], stride: 1, pad: 'same' },
+    { x: [2, 10, 9, 8], f: [5, 3, 8, 12], stride: 1, pad: 'valid' },
+    { x: [1, 11, 9, 16], f: [3, 3, 16, 8], stride: 1, pad: [[0, 0], [0, 2], [1, 0], [0, 0]] },
+    { x: [3, 7, 9, 24], f: [1, 1, 24, 12], stride: 1, pad: 'valid' },
+    { x: [2, 20, 20, 32], f: [3, 3, 32, 64], stride: 1, pad: 'same' },
+    { x: [1, 13, 11, 6], f: [3, 3, 6, 9], stride: 2, pad: 'same' },
+  ];
+  const runInputGrad = (c: FilterGradCase, seed: number): Float32Array => tf.tidy(() => {
+    const f = tf.tensor4d(values(c.f.reduce((a, b) => a * b), seed), c.f);
+    const dyShape = tf.backend_util.computeConv2DInfo(c.x, c.f, c.stride, 1, c.pad).outShape;
+    const dy = tf.tensor4d(values(dyShape.reduce((a, b) => a * b), seed + 1), dyShape as [number, number, number, number]);
+    const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x };
+    return (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: f }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
+  });
+  it.each(cases.map((c, i) => [i, c] as const))('case %i matches the cpu backend; stride 1 runs as one engine conv', async (i, c) => {
+    const engine = simdConvEngine() as GemmEngine;
+    const before = engine.stats.convs;
+    const got = runInputGrad(c, 300 + 10 * i);
+    // stride 1: exactly one engine call; stride 2: the forward-conv form's polyphase convs
+    if (c.stride === 1) expect(engine.stats.convs - before).toBe(1);
+    await tf.setBackend('cpu');
+    const want = runInputGrad(c, 300 + 10 * i);
+    await tf.setBackend('wasm');
+    expect(relErr(got, want)).toBeLessThan(1e-5);
+  });
+});
+
 describe('GemmEngine', () => {
   it('gives bit-identical results with 1 and 2 threads (work split by rows, fixed order)', async () => {
     const g = {

@@ -1,5 +1,6 @@
 /**
- * wasm Conv2D, FusedConv2D, BatchMatMul and Conv2DBackpropFilter kernels on our own SIMD GEMM
+ * wasm Conv2D, FusedConv2D, BatchMatMul, Conv2DBackpropFilter and (stride 1) Conv2DBackpropInput
+ * kernels on our own SIMD GEMM
  * (src/nn/simd): relaxed-SIMD FMA and worker threads, 1.3–2× XNNPACK's forward conv per core here
  * (docs/performance.md). The input gradient (conv-kernels.ts) is itself a forward convolution, so
  * it gains too; the filter gradient is one GEMM of its own on the engine, because its
@@ -159,6 +160,58 @@ function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc
     engine.conv2dFilterGrad(geometry(info), xv, dyv, backend.typedArrayFromHeap(out) as Float32Array));
 }
 
+interface BackpropInputAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dilations?: [number, number] | number;
+  inputShape: [number, number, number, number];
+}
+
+const isOne = (v: [number, number] | number | undefined): boolean => v === undefined || (typeof v === 'number' ? v === 1 : v.every((d) => d === 1));
+
+/**
+ * Conv2DBackpropInput for stride 1, dilation 1 on the engine: dx = dy ⋆ W' as ONE forward conv,
+ * W'[a, b, co, ci] = W[kh−1−a, kw−1−b, ci, co] (flipped taps, swapped channels; rearranged in JS,
+ * a few hundred KB at most) with padding kh−1−top, kw−1−left, so the engine's implicit GEMM pads
+ * dy itself. conv-kernels.ts' form needs a tf.pad of dy, a selection matMul for the flip and a
+ * transpose per call (7 % of the DRAEM cpu-profile step). Strided and the rest: the previous kernel.
+ */
+function simdInputGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
+  const a = args.attrs as unknown as BackpropInputAttrs;
+  const backend = args.backend as unknown as WasmBackendLike;
+  const dy = args.inputs.dy as tf.TensorInfo;
+  const filter = args.inputs.filter as tf.TensorInfo;
+  if (!engine.directInputGrad || (a.dataFormat ?? 'NHWC') !== 'NHWC' || dy.dtype !== 'float32' || filter.dtype !== 'float32' || !isOne(a.strides) || !isOne(a.dilations)
+    || dy.shape.length !== 4 || filter.shape.length !== 4) return prev(args);
+  const info = tf.backend_util.computeConv2DInfo(
+    a.inputShape, filter.shape as [number, number, number, number], 1, 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
+  );
+  if (!tf.util.arraysEqual(info.outShape, dy.shape)) return prev(args);
+  const [kh, kw, ci, co] = filter.shape;
+  const macs = tf.util.sizeFromShape(a.inputShape) * kh * kw * co;
+  // padding beyond the kernel's reach would crop dy: not a case the engine's padded image takes
+  if (macs < minMacs || info.padInfo.top > kh - 1 || info.padInfo.left > kw - 1) return prev(args);
+  const out = backend.makeOutput([...a.inputShape], 'float32');
+  const w = backend.typedArrayFromHeap(filter) as Float32Array;
+  const flipped = new Float32Array(w.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const src = ((kh - 1 - y) * kw + (kw - 1 - x)) * ci * co;
+      const dst = (y * kw + x) * co * ci;
+      for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) flipped[dst + o * ci + i] = w[src + i * co + o];
+    }
+  }
+  const g: ConvGeometry2d = {
+    batch: info.batchSize, inHeight: info.outHeight, inWidth: info.outWidth, inChannels: co,
+    filterHeight: kh, filterWidth: kw, outChannels: ci, strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1,
+    padTop: kh - 1 - info.padInfo.top, padLeft: kw - 1 - info.padInfo.left, outHeight: info.inHeight, outWidth: info.inWidth,
+  };
+  const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+  return orFallback(backend, out, prev, args, () => engine.conv2d(g, dyv, flipped, null, false, backend.typedArrayFromHeap(out) as Float32Array));
+}
+
 interface MatMulAttrs {
   transposeA: boolean;
   transposeB: boolean;
@@ -217,6 +270,7 @@ export async function installSimdConvKernels(
   const nativeFused = tf.getKernel(tf.FusedConv2D, 'wasm');
   const innerMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
   const prevFilterGrad = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
+  const prevInputGrad = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
   if (nativeConv == null || nativeFused == null || innerMatMul == null) return null;
   const e = await GemmEngine.create(threads, { maxPages: opts.maxPages });
   engine = e;
@@ -234,6 +288,10 @@ export async function installSimdConvKernels(
   if (prevFilterGrad != null) {
     replace(prevFilterGrad, (args) => simdFilterGrad(e, minMacs, prevFilterGrad.kernelFunc, args));
     replaced.push(prevFilterGrad);
+  }
+  if (prevInputGrad != null) {
+    replace(prevInputGrad, (args) => simdInputGrad(e, minMacs, prevInputGrad.kernelFunc, args));
+    replaced.push(prevInputGrad);
   }
   uninstallers.push(() => {
     for (const cfg of replaced) {

@@ -188,6 +188,8 @@ export class GemmEngine {
    * form of conv-kernels.ts; for A/B runs).
    */
   directFilterGrad = true;
+  /** Stride-1 Conv2DBackpropInput as one engine conv (conv2d-simd.ts; false: the forward-conv form, for A/B runs). */
+  directInputGrad = true;
 
   private constructor(
     readonly info: GemmEngineInfo,
