@@ -43,7 +43,7 @@ export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: stri
       log(`[backend] SIMD GEMM convolutions unavailable (${(e as Error).message}); using XNNPACK's`);
     }
     try {
-      if (heapKernelsRequested() && installHeapKernels()) log('[backend] wasm per-channel reductions, BatchNorm, 2x2 max-pool gradient and Adam: SIMD kernels on the tfjs heap');
+      if (heapKernelsRequested() && installHeapKernels()) log('[backend] wasm reductions, BatchNorm, max-pool gradient, concat/split and Adam: SIMD kernels on the tfjs heap (ADBENCH_HEAP_KERNELS=off: tfjs\' own)');
     } catch (e) {
       log(`[backend] SIMD heap kernels unavailable (${(e as Error).message}); using tfjs' own`);
     }

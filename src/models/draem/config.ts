@@ -64,9 +64,11 @@ export const DRAEM_PROFILES: Record<DraemProfile, DraemConfig> = {
   // command), Adam 1e-4 with the code's MultiStepLR, full widths (97,422,725 parameters), the
   // official anomaly simulator with DTD-style textures, 21×21 mean-filtered max as image score.
   // A checkpoint holds ~1.2 GB (weights + two Adam moments), so it is written every 10 epochs.
-  // Gradient checkpointing per conv-BN-ReLU ('layer'): without it even the 128², batch 4 step of
-  // these widths exceeds wasm32's 4 GB heap (with it: 2.6 GB); elsewhere it trades ~25 % step
-  // time for memory and leaves the trajectory unchanged (--set gradientCheckpointing=off).
+  // Gradient checkpointing per conv-BN-ReLU ('layer'): this profile's step (256², batch 8) needs
+  // far more than wasm32's 4 GB without it (the 128², batch 4 step of these widths now fits
+  // without it, 2.4 GB, since the training-memory work in docs/performance.md, optimisation 9);
+  // elsewhere it trades ~25 % step time for memory and leaves the trajectory unchanged
+  // (--set gradientCheckpointing=off).
   paper: {
     resize: 256,
     crop: 256,
