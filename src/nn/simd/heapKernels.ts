@@ -41,6 +41,26 @@ function leadingAxes(axis: number | number[], shape: number[]): number | null {
   return axes.every((a, i) => a === i) ? axes.length : null;
 }
 
+let compiled: WebAssembly.Module | null = null;
+const instances = new WeakMap<WebAssembly.Memory, HeapExports>();
+
+/**
+ * The module instantiated on this backend's heap. Keyed by the memory: a wasm backend created
+ * again (tf.removeBackend + re-registration) has a new heap, and an instance bound to the old one
+ * would read and write the wrong memory.
+ */
+function exportsFor(b: WasmBackendLike): HeapExports {
+  const memory = b.wasm.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error('heap kernels: the wasm backend does not export its memory');
+  let ex = instances.get(memory);
+  if (!ex) {
+    compiled ??= new WebAssembly.Module(heapModuleBytes());
+    ex = new WebAssembly.Instance(compiled, { env: { mem: memory } }).exports as unknown as HeapExports;
+    instances.set(memory, ex);
+  }
+  return ex;
+}
+
 /** `floats` floats of scratch on the heap for the duration of `run`. */
 function withScratch<T>(b: WasmBackendLike, floats: number, run: (ptr: number) => T): T {
   const ptr = b.wasm._malloc(Math.max(16, floats * 4)) >>> 0;
@@ -68,13 +88,14 @@ interface ReduceAttrs {
   keepDims: boolean;
 }
 
-function reduceKernel(ex: HeapExports, native: tf.KernelConfig, mean: boolean): tf.KernelFunc {
+function reduceKernel(native: tf.KernelConfig, mean: boolean): tf.KernelFunc {
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     const { axis, keepDims } = args.attrs as unknown as ReduceAttrs;
     const k = x.dtype === 'float32' ? leadingAxes(axis, x.shape) : null;
     if (k === null || x.shape.some((d) => d === 0)) return native.kernelFunc(args);
-    return columnReduce(ex, wasmBackend(args), x, null, k, keepDims, mean);
+    const b = wasmBackend(args);
+    return columnReduce(exportsFor(b), b, x, null, k, keepDims, mean);
   };
 }
 
@@ -137,11 +158,12 @@ function maxPoolGradGeneric(b: WasmBackendLike, dy: tf.TensorInfo, input: tf.Ten
   return dxInfo;
 }
 
-function maxPoolGradKernel(ex: HeapExports): tf.KernelFunc {
+function maxPoolGradKernel(): tf.KernelFunc {
   return (args) => {
     const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
     const a = args.attrs as unknown as PoolGradAttrs;
     const b = wasmBackend(args);
+    const ex = exportsFor(b);
     if (input.dtype !== 'float32' || dy.dtype !== 'float32' || input.shape.length !== 4) {
       throw new Error(`MaxPoolGrad: float32 NHWC tensors expected, got ${input.dtype} ${JSON.stringify(input.shape)}`);
     }
@@ -163,7 +185,7 @@ const BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool
  * Concat along any axis as one memory.copy per (outer index, input): tfjs-wasm's own copies
  * row by row in JavaScript (U-Net skip connections: 6 concatenations were ~4 % of a DRAEM step).
  */
-function concatKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
+function concatKernel(native: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
     const xs = (Object.values(args.inputs) as tf.TensorInfo[]).filter((t) => tf.util.sizeFromShape(t.shape) > 0);
     const { axis } = args.attrs as unknown as { axis: number | number[] };
@@ -177,6 +199,7 @@ function concatKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
     const outShape = [...first.shape];
     outShape[ax] = xs.reduce((s, t) => s + t.shape[ax], 0);
     const b = wasmBackend(args);
+    const ex = exportsFor(b);
     const out = b.makeOutput(outShape, first.dtype);
     const outRow = outShape[ax] * inner * bytes;
     let col = 0;
@@ -190,7 +213,7 @@ function concatKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
 }
 
 /** SplitV (concat's gradient) the same way: one memory.copy per (outer index, output). */
-function splitKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
+function splitKernel(native: tf.KernelConfig): tf.KernelFunc {
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
@@ -201,6 +224,7 @@ function splitKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
     const M = tf.util.sizeFromShape(x.shape.slice(0, ax));
     const inner = tf.util.sizeFromShape(x.shape.slice(ax + 1));
     const b = wasmBackend(args);
+    const ex = exportsFor(b);
     const inRow = x.shape[ax] * inner * bytes;
     const outs = sizes.map((n) => {
       const shape = [...x.shape];
@@ -217,19 +241,21 @@ function splitKernel(ex: HeapExports, native: tf.KernelConfig): tf.KernelFunc {
   };
 }
 
-function channelDotKernel(ex: HeapExports): tf.KernelFunc {
+function channelDotKernel(): tf.KernelFunc {
   return (args) => {
     const { a, b: bt } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { mean } = args.attrs as unknown as { mean: boolean };
-    return columnReduce(ex, wasmBackend(args), a, bt, a.shape.length - 1, false, mean);
+    const b = wasmBackend(args);
+    return columnReduce(exportsFor(b), b, a, bt, a.shape.length - 1, false, mean);
   };
 }
 
-function channelAffineKernel(ex: HeapExports): tf.KernelFunc {
+function channelAffineKernel(): tf.KernelFunc {
   return (args) => {
     const { p, q, u, v, w } = args.inputs as Record<'p' | 'q' | 'u' | 'v' | 'w', tf.TensorInfo>;
     const { relu } = args.attrs as unknown as { relu: boolean };
     const b = wasmBackend(args);
+    const ex = exportsFor(b);
     const C = p.shape[p.shape.length - 1];
     const out = b.makeOutput(p.shape, 'float32');
     ex.channelAffine(off(b, p), off(b, q), tf.util.sizeFromShape(p.shape) / C, C, off(b, u), off(b, v), off(b, w), off(b, out), relu ? 1 : 0);
@@ -237,10 +263,11 @@ function channelAffineKernel(ex: HeapExports): tf.KernelFunc {
   };
 }
 
-function affineReluGradKernel(ex: HeapExports): tf.KernelFunc {
+function affineReluGradKernel(): tf.KernelFunc {
   return (args) => {
     const { dz, xc, s, b: shift } = args.inputs as Record<'dz' | 'xc' | 's' | 'b', tf.TensorInfo>;
     const b = wasmBackend(args);
+    const ex = exportsFor(b);
     const C = xc.shape[xc.shape.length - 1];
     const out = b.makeOutput(xc.shape, 'float32');
     ex.affineReluGrad(off(b, dz), off(b, xc), tf.util.sizeFromShape(xc.shape) / C, C, off(b, s), off(b, shift), off(b, out));
@@ -260,11 +287,12 @@ export interface AdamStepAttrs {
   decay: number;
 }
 
-function adamStepKernel(ex: HeapExports): tf.KernelFunc {
+function adamStepKernel(): tf.KernelFunc {
   return (args) => {
     const { p, g, m, v } = args.inputs as Record<'p' | 'g' | 'm' | 'v', tf.TensorInfo>;
     const a = args.attrs as unknown as AdamStepAttrs;
     const b = wasmBackend(args);
+    const ex = exportsFor(b);
     const pOut = b.makeOutput(p.shape, 'float32');
     const mOut = b.makeOutput(p.shape, 'float32');
     const vOut = b.makeOutput(p.shape, 'float32');
@@ -300,20 +328,20 @@ export function installHeapKernels(): boolean {
   const nativeConcat = tf.getKernel(tf.Concat, 'wasm');
   const nativeSplit = tf.getKernel(tf.SplitV, 'wasm');
   if (!(memory instanceof WebAssembly.Memory) || !nativeSum || !nativeMean || !nativePoolGrad || !nativeConcat || !nativeSplit) return false;
-  const ex = new WebAssembly.Instance(new WebAssembly.Module(heapModuleBytes()), { env: { mem: memory } }).exports as unknown as HeapExports;
+  exportsFor(backend as WasmBackendLike);
   const replaced: tf.KernelConfig[] = [];
   const replace = (prev: tf.KernelConfig, kernelFunc: tf.KernelFunc) => {
     tf.unregisterKernel(prev.kernelName, 'wasm');
     tf.registerKernel(mark<tf.KernelConfig>({ ...prev, kernelFunc }));
     replaced.push(prev);
   };
-  replace(nativeSum, reduceKernel(ex, nativeSum, false));
-  replace(nativeMean, reduceKernel(ex, nativeMean, true));
-  replace(nativePoolGrad, maxPoolGradKernel(ex));
-  replace(nativeConcat, concatKernel(ex, nativeConcat));
-  replace(nativeSplit, splitKernel(ex, nativeSplit));
-  const own: [string, tf.KernelFunc][] = [[CHANNEL_DOT, channelDotKernel(ex)], [CHANNEL_AFFINE, channelAffineKernel(ex)], [ADAM_STEP, adamStepKernel(ex)],
-    [AFFINE_RELU_GRAD, affineReluGradKernel(ex)]];
+  replace(nativeSum, reduceKernel(nativeSum, false));
+  replace(nativeMean, reduceKernel(nativeMean, true));
+  replace(nativePoolGrad, maxPoolGradKernel());
+  replace(nativeConcat, concatKernel(nativeConcat));
+  replace(nativeSplit, splitKernel(nativeSplit));
+  const own: [string, tf.KernelFunc][] = [[CHANNEL_DOT, channelDotKernel()], [CHANNEL_AFFINE, channelAffineKernel()], [ADAM_STEP, adamStepKernel()],
+    [AFFINE_RELU_GRAD, affineReluGradKernel()]];
   for (const [kernelName, kernelFunc] of own) tf.registerKernel(mark<tf.KernelConfig>({ kernelName, backendName: 'wasm', kernelFunc }));
   uninstallers.push(() => {
     for (const cfg of replaced) {
