@@ -93,13 +93,15 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       const [xi, gamma, beta] = args as tf.Tensor[];
       const save = args[3] as tf.GradSaveFunc;
       const mean = tf.mean(xi, [0, 1, 2]);
-      const xc = tf.sub(xi, mean);
+      // xc = x·1 + x·0 − μ: exactly x − μ, as one heap kernel on wasm (tfjs' broadcast Sub is slower)
+      const ones = tf.onesLike(mean) as tf.Tensor1D;
+      const zeros = tf.zerosLike(mean) as tf.Tensor1D;
+      const xc = channelAffine(xi, ones, xi, zeros, tf.neg(mean) as tf.Tensor1D);
       const variance = channelDot(xc, xc, true);
       this.updateRunningStats(mean, variance, count);
       const inv = tf.div(1, tf.sqrt(tf.add(variance, this.eps)));
       save([xc, inv, gamma, beta]);
       // On wasm each full-size pass below is one kernel (fused-ops.ts): y = xc·(γ/σ) + β
-      const zeros = tf.zerosLike(inv) as tf.Tensor1D;
       const value = channelAffine(xc, tf.mul(gamma, inv) as tf.Tensor1D, xc, zeros, beta as tf.Tensor1D, relu);
       return {
         value,
