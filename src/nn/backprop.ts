@@ -135,7 +135,8 @@ function backpropagate(
     }
     if (!eager) continue;
     for (const o of node.outputs) if (!resultIds.has(o.id)) map.release(o.id, true, keep);
-    for (const t of node.saved ?? []) t.dispose();
+    // a gradient function may hand back a saved tensor as a gradient: those stay
+    for (const t of node.saved ?? []) if (!map.holds(t) && !keep.has(t)) t.dispose();
   }
 }
 
