@@ -17,7 +17,7 @@ import { multiStep } from '../src/train/schedules.js';
 import { CheckpointDir, readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../src/train/checkpoint.js';
 import { atomicWriteFile, atomicWriteWith } from '../src/train/atomicWrite.js';
 import { Progress, formatDuration } from '../src/train/progress.js';
-import { CostMeterHooks, StepFn, TrainOptions, train } from '../src/train/trainer.js';
+import { CostMeterHooks, StepFn, TrainOptions, train, wasmHeapExhausted } from '../src/train/trainer.js';
 import type { CostMeter } from '../src/energy/meter.js';
 
 // Type-level check: the project's CostMeter plugs into the trainer's meter hook.
@@ -371,5 +371,21 @@ describe('Rng state round trip used by resume', () => {
     const a = [r.next(), r.normal(), r.int(0, 100)];
     const q = Rng.fromState(3, s);
     expect([q.next(), q.normal(), q.int(0, 100)]).toEqual(a);
+  });
+});
+
+describe('trainer: wasm heap exhaustion', () => {
+  it('becomes a TrainingError that says what happened and what to change', async () => {
+    const m = build();
+    const oom: StepFn = () => {
+      throw new WebAssembly.RuntimeError('memory access out of bounds');
+    };
+    await expect(train(baseOpts(m, { steps: 2, epochs: undefined, stepFn: oom }))).rejects.toThrow(/training step 1: the wasm backend ran out of memory.*batchSize/);
+    expect(wasmHeapExhausted(new Error('memory access out of bounds'), 1, null, 'wasm')).toBeNull();
+    const aborted = new WebAssembly.RuntimeError('Aborted(). Build with -sASSERTIONS for more info.');
+    expect(wasmHeapExhausted(aborted, 3, '/r/ck', 'cpu')).toBeNull();
+    const err = wasmHeapExhausted(aborted, 3, '/r/ck', 'wasm');
+    expect(err).toBeInstanceOf(TrainingError);
+    expect(err?.message).toMatch(/step 3: .*"Aborted\(\)".*--resume continues from \/r\/ck\./);
   });
 });

@@ -291,6 +291,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const ctx: StepContext = { step, epoch, batchInEpoch, stepsPerEpoch, totalSteps, lr };
       const { loss, gradNorm } = await runStep(opts.stepFn, ctx, rng, optimizers, {
         clip: opts.clip, wantNorm: nanGuard || opts.clip !== undefined, nanGuard, lastCheckpoint, totalSteps,
+      }).catch((e: unknown) => {
+        throw wasmHeapExhausted(e, ctx.step + 1, lastCheckpoint) ?? e;
       });
       step += 1;
       losses.push(loss);
@@ -332,6 +334,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     startStep, step, totalSteps, losses, lastLoss: losses.length ? losses[losses.length - 1] : null,
     resumedFrom, checkpoint: lastCheckpoint, stoppedEarly, rng,
   };
+}
+
+/**
+ * tfjs-wasm reports an exhausted heap (wasm32: 4 GB) not as an out-of-memory error but as a
+ * WebAssembly RuntimeError from inside its allocator ("Aborted()" or "memory access out of
+ * bounds"); the backend is unusable afterwards. This turns it into a TrainingError that says so
+ * and what to change. Null for any other error.
+ */
+export function wasmHeapExhausted(e: unknown, step: number, lastCheckpoint: string | null, backend = tf.getBackend()): TrainingError | null {
+  if (backend !== 'wasm' || !(e instanceof WebAssembly.RuntimeError) || !/Aborted\(|memory access out of bounds/.test(e.message)) return null;
+  return new TrainingError(
+    `training step ${step}: the wasm backend ran out of memory (its heap is capped at 4 GB; tfjs-wasm reports this as "${e.message.split('.')[0]}"), `
+    + 'and it cannot be used again in this process. Use a smaller batch or input size (--set batchSize=..., --profile cpu), '
+    + "gradient checkpointing where the method has it (--set gradientCheckpointing=layer), or the tfjs-node backend (--backend tensorflow)"
+    + (lastCheckpoint ? `; --resume continues from ${lastCheckpoint}` : '') + '.',
+  );
 }
 
 async function runStep(
