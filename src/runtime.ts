@@ -2,17 +2,15 @@ import { backendLogLine, initBackend, type BackendChoice, type BackendInfo } fro
 import { installSimdConvKernels } from './nn/kernels/conv2d-simd.js';
 import { registerWasmTrainingKernels } from './nn/kernels/index.js';
 import { installHeapKernels } from './nn/simd/heapKernels.js';
-import { eagerBackpropRequested, installEagerBackprop } from './nn/backprop.js';
+import { installEagerBackprop } from './nn/backprop.js';
 
-/** Whether the SIMD GEMM conv kernels are wanted: ADBENCH_SIMD=off (or 0) turns them off. */
-export function simdConvRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.ADBENCH_SIMD ?? '').toLowerCase();
-  return !(v === 'off' || v === '0' || v === 'false');
-}
-
-/** Whether the SIMD heap kernels are wanted: ADBENCH_HEAP_KERNELS=off (or 0) turns them off (A/B runs). */
-export function heapKernelsRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.ADBENCH_HEAP_KERNELS ?? '').toLowerCase();
+/**
+ * An on-by-default switch for A/B runs: off when the variable is `off`, `0` or `false`.
+ * ADBENCH_SIMD (SIMD GEMM convolutions and heap kernels), ADBENCH_HEAP_KERNELS,
+ * ADBENCH_EAGER_BACKPROP.
+ */
+export function envSwitchOn(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const v = (env[name] ?? '').toLowerCase();
   return !(v === 'off' || v === '0' || v === 'false');
 }
 
@@ -30,9 +28,9 @@ export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: stri
   const info = await initBackend(choice);
   registerWasmTrainingKernels();
   // Backward passes free each gradient and saved tensor once used (src/nn/backprop.ts).
-  if (eagerBackpropRequested()) installEagerBackprop();
+  if (envSwitchOn('ADBENCH_EAGER_BACKPROP')) installEagerBackprop();
   log(backendLogLine(info));
-  if (info.active === 'wasm' && simdConvRequested()) {
+  if (info.active === 'wasm' && envSwitchOn('ADBENCH_SIMD')) {
     try {
       const engine = await installSimdConvKernels();
       if (engine) {
@@ -43,7 +41,7 @@ export async function setupRuntime(choice: BackendChoice = 'auto', log: (l: stri
       log(`[backend] SIMD GEMM convolutions unavailable (${(e as Error).message}); using XNNPACK's`);
     }
     try {
-      if (heapKernelsRequested() && installHeapKernels()) log('[backend] wasm reductions, BatchNorm, max-pool gradient, concat/split and Adam: SIMD kernels on the tfjs heap (ADBENCH_HEAP_KERNELS=off: tfjs\' own)');
+      if (envSwitchOn('ADBENCH_HEAP_KERNELS') && installHeapKernels()) log('[backend] wasm reductions, BatchNorm, max-pool gradient, concat/split and Adam: SIMD kernels on the tfjs heap (ADBENCH_HEAP_KERNELS=off: tfjs\' own)');
     } catch (e) {
       log(`[backend] SIMD heap kernels unavailable (${(e as Error).message}); using tfjs' own`);
     }

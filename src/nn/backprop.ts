@@ -142,12 +142,6 @@ function backpropagate(
 
 let original: GradientsFn | null = null;
 
-/** Whether eager freeing is wanted: ADBENCH_EAGER_BACKPROP=0 (or off) keeps tfjs' own engine.gradients. */
-export function eagerBackpropRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  const v = (env.ADBENCH_EAGER_BACKPROP ?? '').toLowerCase();
-  return !(v === 'off' || v === '0' || v === 'false');
-}
-
 /** Replaces the engine's gradients method (idempotent). Every tf.grads / variableGrads / minimize uses it. */
 export function installEagerBackprop(): void {
   if (original) return;
@@ -169,7 +163,7 @@ export function installEagerBackprop(): void {
       const keep = new Set<tf.Tensor>(dy ? [dy] : []);
       backpropagate(map, tape, (g) => this.tidy(g), eager, new Set(xs.map((x) => x.id)), keep);
       const grads = xs.map((x) => map.get(x.id) as tf.Tensor);
-      if (this.state.gradientDepth === 0) {
+      if (eager) {
         for (const node of this.state.activeTape ?? []) for (const t of node.saved ?? []) t.dispose();
         this.state.activeTape = null;
       }

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineCapacityError, GemmEngine, type ConvGeometry2d } from '../simd/gemmEngine.js';
-import { mark } from './kernel-util.js';
+import { mark, type WasmBackendInternals } from './kernel-util.js';
 
 const MIN_MACS = 2e5;
 /**
@@ -24,11 +24,7 @@ const MIN_MACS = 2e5;
  */
 const FILTER_GRAD_MAX_CHANNELS = 768;
 
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  disposeData(dataId: tf.DataId, force?: boolean): boolean;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+type WasmBackendLike = WasmBackendInternals;
 
 interface ConvAttrs {
   strides: [number, number] | number;
@@ -122,14 +118,24 @@ function orFallback(
   }
 }
 
-interface BackpropFilterAttrs {
+/** Attributes of Conv2DBackpropFilter / Conv2DBackpropInput. */
+interface BackpropAttrs {
   strides: [number, number] | number;
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
   dataFormat?: 'NHWC' | 'NCHW';
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
   dilations?: [number, number] | number;
+}
+
+interface BackpropFilterAttrs extends BackpropAttrs {
   filterShape: [number, number, number, number];
 }
+
+interface BackpropInputAttrs extends BackpropAttrs {
+  inputShape: [number, number, number, number];
+}
+
+const isOne = (v: [number, number] | number | undefined): boolean => v === undefined || (typeof v === 'number' ? v === 1 : v.every((d) => d === 1));
 
 /**
  * Conv2DBackpropFilter on the engine (GemmEngine.conv2dFilterGrad: one GEMM reading x in place,
@@ -143,10 +149,8 @@ function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc
   const backend = args.backend as unknown as WasmBackendLike;
   const x = args.inputs.x as tf.TensorInfo;
   const dy = args.inputs.dy as tf.TensorInfo;
-  const dil = a.dilations ?? 1;
-  const undilated = typeof dil === 'number' ? dil === 1 : dil.every((d) => d === 1);
   if (!engine.directFilterGrad || (a.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || dy.dtype !== 'float32'
-    || !undilated || x.shape.length !== 4 || dy.shape.length !== 4) return prev(args);
+    || !isOne(a.dilations) || x.shape.length !== 4 || dy.shape.length !== 4) return prev(args);
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast',
   );
@@ -160,16 +164,6 @@ function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc
     engine.conv2dFilterGrad(geometry(info), xv, dyv, backend.typedArrayFromHeap(out) as Float32Array));
 }
 
-interface BackpropInputAttrs {
-  strides: [number, number] | number;
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat?: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  dilations?: [number, number] | number;
-  inputShape: [number, number, number, number];
-}
-
-const isOne = (v: [number, number] | number | undefined): boolean => v === undefined || (typeof v === 'number' ? v === 1 : v.every((d) => d === 1));
 
 /**
  * Conv2DBackpropInput for stride 1, dilation 1 on the engine: dx = dy ⋆ W' as ONE forward conv,

@@ -10,11 +10,7 @@
  * sharing is safe.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mark } from './kernel-util.js';
-
-interface RefCountedBackend {
-  incRef(dataId: tf.DataId): void;
-}
+import { mark, type WasmBackendInternals } from './kernel-util.js';
 
 export function identityKernelConfig(backendName: string, native: tf.KernelConfig | undefined): tf.KernelConfig {
   return mark<tf.KernelConfig>({
@@ -24,7 +20,7 @@ export function identityKernelConfig(backendName: string, native: tf.KernelConfi
       const x = args.inputs.x as tf.TensorInfo;
       // strings live outside the heap: keep the backend's own path
       if (x.dtype === 'string' && native) return native.kernelFunc(args);
-      (args.backend as unknown as RefCountedBackend).incRef(x.dataId);
+      (args.backend as unknown as WasmBackendInternals).incRef(x.dataId);
       return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
     },
   });

@@ -13,6 +13,20 @@ export function mark<T extends object>(cfg: T): Marked<T> {
   return Object.assign(cfg, { [OURS]: true as const });
 }
 
+/**
+ * The members of tfjs-backend-wasm's BackendWasm (4.22) that our wasm kernels use: outputs made on
+ * its heap, views and offsets of tensors there, refcounts, and the emscripten module (its memory
+ * and allocator).
+ */
+export interface WasmBackendInternals {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  disposeData(dataId: tf.DataId, force?: boolean): boolean;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  getMemoryOffset(dataId: tf.DataId): number;
+  incRef(dataId: tf.DataId): void;
+  wasm: { asm?: { memory?: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void };
+}
+
 export function isOurs(cfg: object | undefined | null): boolean {
   return cfg != null && (cfg as Marked<object>)[OURS] === true;
 }

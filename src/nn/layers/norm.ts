@@ -105,19 +105,21 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       const value = channelAffine(xc, tf.mul(gamma, inv) as tf.Tensor1D, xc, zeros, beta as tf.Tensor1D, relu);
       return {
         value,
-        gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]) => {
+        // tidy: tfjs runs a customGrad's gradFunc in the backward pass's scope, so the masked dy
+        // (full size) would otherwise live until the whole backward pass ends
+        gradFunc: (dz: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
           const [sxc, sinv, sgamma, sbeta] = saved;
-          const dy = relu ? affineReluGrad(dz, sxc, tf.mul(sgamma, sinv) as tf.Tensor1D, sbeta as tf.Tensor1D) : dz;
+          const s = tf.mul(sgamma, sinv) as tf.Tensor1D; // γ/σ
+          const dy = relu ? affineReluGrad(dz, sxc, s, sbeta as tf.Tensor1D) : dz;
           const dbeta = tf.sum(dy, [0, 1, 2]) as tf.Tensor1D;
           // Σ dy·x̂ = (Σ dy·xc)/σ
           const dgamma = tf.mul(channelDot(dy, sxc), sinv) as tf.Tensor1D;
-          // dx = s·dy + xc·(−s·(dγ/σ)/M) + (−s·dβ/M) with s = γ/σ
-          const s = tf.mul(sgamma, sinv) as tf.Tensor1D;
+          // dx = s·dy + xc·(−s·(dγ/σ)/M) + (−s·dβ/M)
           const t = tf.neg(tf.mul(s, tf.div(tf.mul(dgamma, sinv), count))) as tf.Tensor1D;
           const k = tf.neg(tf.mul(s, tf.div(dbeta, count))) as tf.Tensor1D;
           const dx = channelAffine(dy, s, sxc, t, k);
           return [dx, dgamma, dbeta];
-        },
+        }),
       };
     });
     return op(x, this.weight, this.bias) as tf.Tensor4D;

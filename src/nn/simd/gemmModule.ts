@@ -216,6 +216,17 @@ function finish(): FunctionDef {
   return f.def('finish', body);
 }
 
+/** rows = min(R, total − start): the rows of this block (block functions' prologue). */
+function clampRows(f: Fn, start: Code, total: Code): Code[] {
+  return [
+    f.s('rows', f.g('R')),
+    op.if_(op.ltS(op.sub(total, start), f.g('R')), f.s('rows', op.sub(total, start))),
+  ];
+}
+
+/** This thread's scratch: scratch + thread·scratchStride. */
+const threadScratch = (f: Fn): Code => op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')));
+
 /** Parameters of convBlock, in order; the engine writes them to its control block. */
 export const CONV_PARAMS = [
   'x', 'H', 'W', 'C', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'padT', 'padL', 'OH', 'OW',
@@ -233,10 +244,9 @@ function convBlock(): FunctionDef {
   for (const n of ['p0', 'rows', 'rowsPad', 'a', 'lda', 'cs', 'k0', 'kcNow', 'ldc']) f.local(n);
   const body: Code[] = [
     f.s('p0', op.mul(f.g('block'), f.g('R'))),
-    f.s('rows', f.g('R')),
-    op.if_(op.ltS(op.sub(f.g('M'), f.g('p0')), f.g('R')), f.s('rows', op.sub(f.g('M'), f.g('p0')))),
+    ...clampRows(f, f.g('p0'), f.g('M')),
     f.s('rowsPad', op.and(op.add(f.g('rows'), op.i32(MR - 1)), op.i32(-MR))),
-    f.s('a', op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')))),
+    f.s('a', threadScratch(f)),
     f.s('cs', op.add(f.g('a'), op.shl(op.mul(f.g('R'), f.g('K')), op.i32(2)))),
     f.s('lda', op.shl(f.g('K'), op.i32(2))),
     f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
@@ -359,10 +369,9 @@ function convBlockImplicit(): FunctionDef {
   const body: Code[] = [
     f.s('n', op.divS(f.g('block'), f.g('blocksPerImage'))),
     f.s('s0', op.mul(op.sub(f.g('block'), op.mul(f.g('n'), f.g('blocksPerImage'))), f.g('R'))),
-    f.s('rows', f.g('R')),
-    op.if_(op.ltS(op.sub(op.mul(f.g('OH'), f.g('Wp')), f.g('s0')), f.g('R')), f.s('rows', op.sub(op.mul(f.g('OH'), f.g('Wp')), f.g('s0')))),
+    ...clampRows(f, f.g('s0'), op.mul(f.g('OH'), f.g('Wp'))),
     f.s('rowsPad', op.and(op.add(f.g('rows'), op.i32(MR - 1)), op.i32(-MR))),
-    f.s('cs', op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')))),
+    f.s('cs', threadScratch(f)),
     f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
     f.s('a', op.add(f.g('xpad'), op.shl(op.mul(op.add(op.mul(op.mul(f.g('n'), f.g('Hp')), f.g('Wp')), f.g('s0')), f.g('C')), op.i32(2)))),
     // taps in chunks of tapChunk so a chunk of B (tapChunk·C × N) stays in L2; C accumulates
@@ -464,9 +473,8 @@ function filterGradBlock(): FunctionDef {
   for (const n of ['m0', 'rows', 'cs', 'ldc', 's0', 'sn', 'r', 't', 'ci']) f.local(n);
   const body: Code[] = [
     f.s('m0', op.mul(f.g('block'), f.g('R'))),
-    f.s('rows', f.g('R')),
-    op.if_(op.ltS(op.sub(f.g('M4'), f.g('m0')), f.g('R')), f.s('rows', op.sub(f.g('M4'), f.g('m0')))),
-    f.s('cs', op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')))),
+    ...clampRows(f, f.g('m0'), f.g('M4')),
+    f.s('cs', threadScratch(f)),
     f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
     f.s('s0', op.i32(0)),
     op.block(op.loop(

@@ -12,19 +12,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { heapModuleBytes, type HeapExports } from './heapModule.js';
-import { mark } from '../kernels/kernel-util.js';
+import { mark, type WasmBackendInternals } from '../kernels/kernel-util.js';
 
 export const CHANNEL_DOT = 'AdbenchChannelDot';
 export const CHANNEL_AFFINE = 'AdbenchChannelAffine';
 export const ADAM_STEP = 'AdbenchAdamStep';
 export const AFFINE_RELU_GRAD = 'AdbenchAffineReluGrad';
 
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  getMemoryOffset(dataId: tf.DataId): number;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-  wasm: { asm?: { memory?: WebAssembly.Memory }; _malloc(bytes: number): number; _free(ptr: number): void };
-}
+type WasmBackendLike = WasmBackendInternals;
 
 type Args = Parameters<tf.KernelFunc>[0];
 

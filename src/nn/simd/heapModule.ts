@@ -88,6 +88,23 @@ function columnReduce(name: string, dot: boolean): FunctionDef {
 }
 
 /**
+ * Row loop of the per-channel kernels over [M, C]: `ptrs` (local ← param) start at their tensors
+ * and advance one row (C floats) per r; `row(vec)` is the body for channels c..c+3 (vec) or c.
+ * Uses locals r, c, C4, rowBytes.
+ */
+function overChannelRows(f: Fn, ptrs: [string, string][], row: (vec: boolean) => Code): Code[] {
+  return [
+    f.s('C4', op.and(f.g('C'), op.i32(~3))),
+    f.s('rowBytes', op.shl(f.g('C'), op.i32(2))),
+    ...ptrs.map(([local, param]) => f.s(local, f.g(param))),
+    ...forRange(f, 'r', op.i32(0), f.g('M'), 1,
+      ...forRange(f, 'c', op.i32(0), f.g('C4'), 4, row(true)),
+      ...forRange(f, 'c', f.g('C4'), f.g('C'), 1, row(false)),
+      ...ptrs.map(([local]) => f.s(local, op.add(f.g(local), f.g('rowBytes'))))),
+  ];
+}
+
+/**
  * out[r, c] = p[r, c]·u[c] + q[r, c]·v[c] + w[c] over [M, C] (then max(0, ·) when `relu`):
  * BatchNorm's normalisation (q = p, v = 0), with its ReLU, and its input gradient
  * (dx = dy·s + xc·t + k) in one pass each.
@@ -109,17 +126,7 @@ function channelAffine(): FunctionDef {
   return f.def('channelAffine', [
     f.s('sfloor', op.select(op.f32Zero(), op.f32Const(-Infinity), f.g('relu'))),
     f.s('floor', op.f32x4Splat(f.g('sfloor'))),
-    f.s('C4', op.and(f.g('C'), op.i32(~3))),
-    f.s('rowBytes', op.shl(f.g('C'), op.i32(2))),
-    f.s('pp', f.g('p')),
-    f.s('pq', f.g('q')),
-    f.s('po', f.g('out')),
-    ...forRange(f, 'r', op.i32(0), f.g('M'), 1,
-      ...forRange(f, 'c', op.i32(0), f.g('C4'), 4, row(true)),
-      ...forRange(f, 'c', f.g('C4'), f.g('C'), 1, row(false)),
-      f.s('pp', op.add(f.g('pp'), f.g('rowBytes'))),
-      f.s('pq', op.add(f.g('pq'), f.g('rowBytes'))),
-      f.s('po', op.add(f.g('po'), f.g('rowBytes')))),
+    ...overChannelRows(f, [['pp', 'p'], ['pq', 'q'], ['po', 'out']], row),
   ]);
 }
 
@@ -139,19 +146,7 @@ function affineReluGrad(): FunctionDef {
     const pre = op.f32Add(op.f32Mul(ld('px'), ld('s')), ld('b'));
     return op.f32Store(addr(f, 'po', 'c'), op.select(ld('pd'), op.f32Zero(), op.f32Gt(pre, op.f32Zero())));
   };
-  return f.def('affineReluGrad', [
-    f.s('C4', op.and(f.g('C'), op.i32(~3))),
-    f.s('rowBytes', op.shl(f.g('C'), op.i32(2))),
-    f.s('pd', f.g('dz')),
-    f.s('px', f.g('xc')),
-    f.s('po', f.g('out')),
-    ...forRange(f, 'r', op.i32(0), f.g('M'), 1,
-      ...forRange(f, 'c', op.i32(0), f.g('C4'), 4, row(true)),
-      ...forRange(f, 'c', f.g('C4'), f.g('C'), 1, row(false)),
-      f.s('pd', op.add(f.g('pd'), f.g('rowBytes'))),
-      f.s('px', op.add(f.g('px'), f.g('rowBytes'))),
-      f.s('po', op.add(f.g('po'), f.g('rowBytes')))),
-  ]);
+  return f.def('affineReluGrad', overChannelRows(f, [['pd', 'dz'], ['px', 'xc'], ['po', 'out']], row));
 }
 
 /**

@@ -154,17 +154,19 @@ export class Fn {
     return this.names.get(name) as number;
   }
 
-  /** local.get by name */
-  g(name: string): Code {
+  private index(name: string): number {
     const i = this.names.get(name);
     if (i === undefined) throw new Error(`wasm function: unknown local ${name}`);
-    return op.get(i);
+    return i;
+  }
+
+  /** local.get by name */
+  g(name: string): Code {
+    return op.get(this.index(name));
   }
 
   s(name: string, v: Code): Code {
-    const i = this.names.get(name);
-    if (i === undefined) throw new Error(`wasm function: unknown local ${name}`);
-    return op.set(i, v);
+    return op.set(this.index(name), v);
   }
 
   def(name: string, body: Code[]): FunctionDef {

@@ -79,15 +79,12 @@ export class Adam extends Optimizer {
     const v = tf.add(tf.mul(vV, this.beta2), tf.mul(tf.mul(g, g), 1 - this.beta2));
     mV.assign(m);
     vV.assign(v);
-    let vUse: tf.Tensor = v;
-    if (this.amsgrad) {
-      const mx = slots.get('max_exp_avg_sq') as tf.Variable;
-      vUse = tf.maximum(mx, v);
-      mx.assign(vUse);
-    }
+    // AMSGrad (the only case left here): v̂ = max(v̂, v)
+    const mx = slots.get('max_exp_avg_sq') as tf.Variable;
+    const vUse = tf.maximum(mx, v);
+    mx.assign(vUse);
     const denom = tf.add(tf.div(tf.sqrt(vUse), bc2Sqrt), this.eps);
-    const stepSize = this.lr / bc1;
-    p.assign(tf.sub(theta, tf.div(tf.mul(m, stepSize), denom)));
+    p.assign(tf.sub(theta, tf.div(tf.mul(m, this.lr / bc1), denom)));
   }
 }
 
