@@ -61,6 +61,11 @@ const CASES: Case[] = [
   { x: [2, 9, 11, 5], f: [3, 3, 5, 7], stride: 1, dilation: 1, pad: 'same', act: 'relu' },
   { x: [1, 16, 16, 8], f: [3, 3, 8, 12], stride: 2, dilation: 1, pad: 'same', act: 'linear' },
   { x: [1, 16, 16, 8], f: [3, 3, 8, 12], stride: 1, dilation: 1, pad: 'same', act: 'elu' },
+  // implicit GEMM with channels not a multiple of 4 (packA's scalar tail)
+  { x: [2, 12, 10, 11], f: [3, 3, 11, 9], stride: 1, dilation: 1, pad: 'same' },
+  // K in two chunks: im2col (K = 2304 > 2048 for 64 outputs), then implicit (two tap chunks)
+  { x: [1, 7, 7, 256], f: [3, 3, 256, 64], stride: 2, dilation: 1, pad: 'same' },
+  { x: [1, 20, 20, 256], f: [3, 3, 256, 64], stride: 1, dilation: 1, pad: 'same' },
 ];
 
 function runCase(c: Case, seed: number): Float32Array {
@@ -101,8 +106,8 @@ describe('SIMD GEMM conv kernels on wasm', () => {
     const got = runCase(c, 10 * i + 1);
     // elu is not fused by the engine: that case must fall back to XNNPACK's FusedConv2D
     expect(engine.stats.convs - before).toBe(c.act === 'elu' ? 0 : 1);
-    // stride-1 cases with ≥ 8 input channels take the implicit GEMM (2, 5, 8), the rest im2col
-    expect(engine.stats.implicitConvs - implicitBefore).toBe([2, 5, 8].includes(i) ? 1 : 0);
+    // stride-1 cases with ≥ 8 input channels take the implicit GEMM (2, 5, 8, 13, 15), the rest im2col
+    expect(engine.stats.implicitConvs - implicitBefore).toBe([2, 5, 8, 13, 15].includes(i) ? 1 : 0);
     await tf.setBackend('cpu');
     const want = runCase(c, 10 * i + 1);
     await tf.setBackend('wasm');

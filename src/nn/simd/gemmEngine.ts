@@ -178,7 +178,7 @@ export class GemmEngine {
    */
   readonly stats = { convs: 0, macs: 0, implicitConvs: 0, packedHits: 0, filterGrads: 0 };
   /** Packed B panels kept between calls, at [CONTROL_BYTES, cacheEnd); per-call data follows. */
-  private readonly bCache = new Map<object, { off: number; K: number; N: number; rowStride: number; colStride: number }>();
+  private readonly bCache = new Map<object, { off: number; K: number; N: number; rowStride: number; colStride: number; kChunk: number }>();
   private readonly seen = new WeakSet<object>();
   private cacheEnd = CONTROL_BYTES;
   /** Implicit GEMM for the convolutions useImplicit() picks (false: always im2col; for A/B runs). */
@@ -367,10 +367,12 @@ export class GemmEngine {
    * sees each weight version once, so it never fills the cache. Keys must stand for immutable
    * data (tfjs dataIds do: a tensor's data never changes, a variable's assign makes a new dataId).
    */
-  private cachedB(filter: Float32Array, key: object | undefined, K: number, N: number, rowStride: number, colStride: number): number | null {
+  private cachedB(
+    filter: Float32Array, key: object | undefined, K: number, N: number, rowStride: number, colStride: number, kChunk: number,
+  ): number | null {
     if (!key) return null;
     const hit = this.bCache.get(key);
-    if (hit && hit.K === K && hit.N === N && hit.rowStride === rowStride && hit.colStride === colStride) {
+    if (hit && hit.K === K && hit.N === N && hit.rowStride === rowStride && hit.colStride === colStride && hit.kChunk === kChunk) {
       this.stats.packedHits++;
       return hit.off;
     }
@@ -388,9 +390,21 @@ export class GemmEngine {
     const rawOff = this.cacheEnd;
     this.ensureBytes(rawOff + filter.length * 4);
     new Float32Array(this.mem.buffer).set(filter, rawOff / 4);
-    this.ex.packB(rawOff, K, N, rowStride, colStride, off);
-    this.bCache.set(key, { off, K, N, rowStride, colStride });
+    this.packChunks(rawOff, K, N, rowStride, colStride, kChunk, off);
+    this.bCache.set(key, { off, K, N, rowStride, colStride, kChunk });
     return off;
+  }
+
+  /**
+   * Packs B[k, n] = src[k·rowStride + n·colStride] chunk-major, [K / kChunk][panels][kChunk][8] (the
+   * last chunk shorter), so that each k chunk the block functions stream is contiguous. Panel-major
+   * ([panels][K][8]) puts a chunk's panels K·32 bytes apart: for WRN50's 3×3 512→512 convolution
+   * (K = 4608) they fell on a quarter of L2's sets and the GEMM ran at 7.9 GMAC/s instead of 17.
+   */
+  private packChunks(src: number, K: number, N: number, rowStride: number, colStride: number, kChunk: number, dst: number): void {
+    for (let k0 = 0; k0 < K; k0 += kChunk) {
+      this.ex.packB(src + k0 * rowStride * 4, Math.min(kChunk, K - k0), N, rowStride, colStride, dst + k0 * Math.ceil(N / NR) * NR * 4);
+    }
   }
 
   /** B[k, n] = filter[k·rowStride + n·colStride]. */
@@ -435,19 +449,14 @@ export class GemmEngine {
       inputBytes: number; writeInput: (f32: Float32Array, inOff: number) => void; scratchPerThread: number;
       filter: Float32Array; filterKey?: object; K: number; N: number; rowStride: number; colStride: number;
       bias: Float32Array | null; out: Float32Array; nBlocks: number; parallel: boolean; which: BlockFn;
-      /**
-       * Pack B chunk-major, [K / kChunk][panels][kChunk][8] (the last chunk shorter), so each k
-       * chunk is contiguous; default panel-major [panels][K][8]. For a long K (the filter
-       * gradient's N·OH·OW) a panel-major chunk is `panels` pieces a power-of-two apart that
-       * alias in L1 and L2.
-       */
-      kChunk?: number;
+      /** The k chunk the block function steps B by (packChunks). */
+      kChunk: number;
       params: (o: { inOff: number; bpOff: number; biasOff: number; outOff: number; scratchOff: number; scratchStride: number }) => number[];
     },
   ): void {
     const { filter, K, N, bias, out } = job;
     const panelBytes = Math.ceil(N / NR) * K * NR * 4;
-    const cachedBp = this.cachedB(filter, job.filterKey, K, N, job.rowStride, job.colStride);
+    const cachedBp = this.cachedB(filter, job.filterKey, K, N, job.rowStride, job.colStride, job.kChunk);
     let end = this.cacheEnd;
     const alloc = (bytes: number): number => {
       const off = end;
@@ -466,11 +475,7 @@ export class GemmEngine {
     job.writeInput(f32, inOff);
     if (cachedBp === null) {
       f32.set(filter, filterOff / 4);
-      const kc = job.kChunk ?? K;
-      for (let k0 = 0; k0 < K; k0 += kc) {
-        const rows = Math.min(kc, K - k0);
-        this.ex.packB(filterOff + k0 * job.rowStride * 4, rows, N, job.rowStride, job.colStride, bpOff + k0 * Math.ceil(N / NR) * NR * 4);
-      }
+      this.packChunks(filterOff, K, N, job.rowStride, job.colStride, job.kChunk, bpOff);
     }
     if (bias) f32.set(bias, biasOff / 4);
     const params = job.params({ inOff, bpOff, biasOff: bias ? biasOff : 0, outOff, scratchOff, scratchStride });
@@ -495,8 +500,8 @@ export class GemmEngine {
       // slack after x: the direct path reads up to 3 padded rows past it
       inputBytes: x.length * 4 + 4 * K * 4,
       writeInput: (f32, inOff) => f32.set(x, inOff / 4),
-      scratchPerThread: (R * K + R * panels * NR) * 4,
-      filter, filterKey, K, N, rowStride, colStride, bias, out, parallel, which: 0,
+      scratchPerThread: (R * K + R * panels * NR + R * kc) * 4,
+      filter, filterKey, K, N, rowStride, colStride, bias, out, parallel, which: 0, kChunk: kc,
       nBlocks: Math.ceil(M / R),
       params: (o) => [
         o.inOff, g.inHeight, g.inWidth, g.inChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
@@ -552,8 +557,8 @@ export class GemmEngine {
     this.execute({
       inputBytes: tapsOff(0) + taps * 4,
       writeInput,
-      scratchPerThread: R * panels * NR * 4,
-      filter, filterKey, K, N, rowStride: N, colStride: 1, bias, out, parallel, which: 1,
+      scratchPerThread: (R * panels * NR + R * tapChunk * C) * 4,
+      filter, filterKey, K, N, rowStride: N, colStride: 1, bias, out, parallel, which: 1, kChunk: tapChunk * C,
       nBlocks: g.batch * blocksPerImage,
       params: (o) => [
         o.inOff, Hp, Wp, C, taps, tapChunk, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,

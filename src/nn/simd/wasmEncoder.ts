@@ -84,6 +84,9 @@ export const op = {
   v128Load: (addr: Code, offset = 0): Code => [addr, simd(0x00, 0x04, ...uleb(offset))],
   v128Store: (addr: Code, v: Code, offset = 0): Code => [addr, v, simd(0x0b, 0x04, ...uleb(offset))],
   v128Load32Splat: (addr: Code, offset = 0): Code => [addr, simd(0x09, 0x02, ...uleb(offset))],
+  /** i8x16.shuffle with f32 lane indices (0–3 from a, 4–7 from b) */
+  f32x4Shuffle: (a: Code, b: Code, lanes: [number, number, number, number]): Code =>
+    [a, b, simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]))],
   f32Zero: (): Code => [0x43, 0, 0, 0, 0],
   f32Add: (a: Code, b: Code): Code => [a, b, 0x92],
   f32Max: (a: Code, b: Code): Code => [a, b, 0x97],
