@@ -66,6 +66,9 @@ const CASES: Case[] = [
   // K in two chunks: im2col (K = 2304 > 2048 for 64 outputs), then implicit (two tap chunks)
   { x: [1, 7, 7, 256], f: [3, 3, 256, 64], stride: 2, dilation: 1, pad: 'same' },
   { x: [1, 20, 20, 256], f: [3, 3, 256, 64], stride: 1, dilation: 1, pad: 'same' },
+  // few rows, many panels: blocks split by panels too (the last panel partial), bias at the offset
+  { x: [1, 8, 8, 96], f: [3, 3, 96, 136], stride: 1, dilation: 1, pad: 'same', act: 'relu' },
+  { x: [1, 8, 8, 48], f: [3, 3, 48, 200], stride: 1, dilation: 1, pad: 'same', act: 'relu' },
 ];
 
 function runCase(c: Case, seed: number): Float32Array {
@@ -106,8 +109,8 @@ describe('SIMD GEMM conv kernels on wasm', () => {
     const got = runCase(c, 10 * i + 1);
     // elu is not fused by the engine: that case must fall back to XNNPACK's FusedConv2D
     expect(engine.stats.convs - before).toBe(c.act === 'elu' ? 0 : 1);
-    // stride-1 cases with ≥ 8 input channels take the implicit GEMM (2, 5, 8, 13, 15), the rest im2col
-    expect(engine.stats.implicitConvs - implicitBefore).toBe([2, 5, 8, 13, 15].includes(i) ? 1 : 0);
+    // stride-1 cases with ≥ 8 input channels take the implicit GEMM (2, 5, 8, 13, 15, 17), the rest im2col
+    expect(engine.stats.implicitConvs - implicitBefore).toBe([2, 5, 8, 13, 15, 17].includes(i) ? 1 : 0);
     await tf.setBackend('cpu');
     const want = runCase(c, 10 * i + 1);
     await tf.setBackend('wasm');
@@ -309,6 +312,11 @@ describe('SIMD GEMM input gradient (Conv2DBackpropInput, stride 1) on wasm', () 
     { x: [3, 7, 9, 24], f: [1, 1, 24, 12], stride: 1, pad: 'valid' },
     { x: [2, 20, 20, 32], f: [3, 3, 32, 64], stride: 1, pad: 'same' },
     { x: [1, 13, 11, 6], f: [3, 3, 6, 9], stride: 2, pad: 'same' },
+    // the flipped filter packed in two chunks of whole taps: im2col, then implicit
+    { x: [1, 8, 8, 64], f: [3, 3, 64, 256], stride: 1, pad: 'same' },
+    { x: [1, 20, 20, 64], f: [3, 3, 64, 256], stride: 1, pad: 'same' },
+    // split by panels (136 outputs: the last panel partial)
+    { x: [1, 8, 8, 136], f: [3, 3, 136, 96], stride: 1, pad: 'same' },
   ];
   const runInputGrad = (c: FilterGradCase, seed: number): Float32Array => tf.tidy(() => {
     const f = tf.tensor4d(values(c.f.reduce((a, b) => a * b), seed), c.f);

@@ -167,9 +167,9 @@ function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc
 
 /**
  * Conv2DBackpropInput for stride 1, dilation 1 on the engine: dx = dy ⋆ W' as ONE forward conv,
- * W'[a, b, co, ci] = W[kh−1−a, kw−1−b, ci, co] (flipped taps, swapped channels; rearranged in JS,
- * a few hundred KB at most) with padding kh−1−top, kw−1−left, so the engine's implicit GEMM pads
- * dy itself. conv-kernels.ts' form needs a tf.pad of dy, a selection matMul for the flip and a
+ * W'[a, b, co, ci] = W[kh−1−a, kw−1−b, ci, co] (flipped taps, swapped channels; the engine packs
+ * it straight from W: rearranging it in JS first cost more than the conv itself at 4×4×512) with
+ * padding kh−1−top, kw−1−left, so the engine's implicit GEMM pads dy itself. conv-kernels.ts' form needs a tf.pad of dy, a selection matMul for the flip and a
  * transpose per call (7 % of the DRAEM cpu-profile step). Strided and the rest: the previous kernel.
  */
 function simdInputGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
@@ -188,22 +188,14 @@ function simdInputGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc,
   // padding beyond the kernel's reach would crop dy: not a case the engine's padded image takes
   if (macs < minMacs || info.padInfo.top > kh - 1 || info.padInfo.left > kw - 1) return prev(args);
   const out = backend.makeOutput([...a.inputShape], 'float32');
-  const w = backend.typedArrayFromHeap(filter) as Float32Array;
-  const flipped = new Float32Array(w.length);
-  for (let y = 0; y < kh; y++) {
-    for (let x = 0; x < kw; x++) {
-      const src = ((kh - 1 - y) * kw + (kw - 1 - x)) * ci * co;
-      const dst = (y * kw + x) * co * ci;
-      for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) flipped[dst + o * ci + i] = w[src + i * co + o];
-    }
-  }
   const g: ConvGeometry2d = {
     batch: info.batchSize, inHeight: info.outHeight, inWidth: info.outWidth, inChannels: co,
     filterHeight: kh, filterWidth: kw, outChannels: ci, strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1,
     padTop: kh - 1 - info.padInfo.top, padLeft: kw - 1 - info.padInfo.left, outHeight: info.inHeight, outWidth: info.inWidth,
   };
   const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
-  return orFallback(backend, out, prev, args, () => engine.conv2d(g, dyv, flipped, null, false, backend.typedArrayFromHeap(out) as Float32Array));
+  const w = backend.typedArrayFromHeap(filter) as Float32Array;
+  return orFallback(backend, out, prev, args, () => engine.conv2dFlipped(g, dyv, w, backend.typedArrayFromHeap(out) as Float32Array));
 }
 
 interface MatMulAttrs {

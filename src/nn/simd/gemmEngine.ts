@@ -30,6 +30,8 @@ const B_CHUNK_FLOATS = 1 << 17;
 /** Packed-weights cache: WRN-50-2 to layer3 packs to ~100 MB; cleared whole when full. */
 const B_CACHE_BYTES = 256 * 2 ** 20;
 const MAX_ROWS = 128;
+/** Fewest panels (8 output channels each) in a panel block (blockPlan). */
+const MIN_BLOCK_PANELS = 8;
 /** Below this many MACs a job runs on the calling thread alone (waking workers costs ~50 µs). */
 const PARALLEL_MIN_MACS = 4e6;
 /** Fewer input channels than this: a tap's k loop is too short; im2col instead. */
@@ -108,6 +110,17 @@ export interface ConvGeometry2d {
   outWidth: number;
 }
 
+/**
+ * Where B[k, n] lies in the raw operand: src[k·rowStride + n·colStride], or, with flipTaps = T
+ * (> 0), K = T·C rows in T taps of C, tap t read from tap T − 1 − t: B[t·C + c, n] =
+ * src[(T − 1 − t)·C·N + c·rowStride + n·colStride] (the flipped filter of an input gradient).
+ */
+interface BLayout {
+  rowStride: number;
+  colStride: number;
+  flipTaps: number;
+}
+
 type ConvBlockFn = (...args: number[]) => void;
 /** Index of a block function in the control block's FN word (and the workers' table). */
 type BlockFn = 0 | 1 | 2;
@@ -138,7 +151,7 @@ interface GemmExports {
   convBlock: ConvBlockFn;
   convBlockImplicit: ConvBlockFn;
   filterGradBlock: ConvBlockFn;
-  packB: (src: number, K: number, N: number, rowStride: number, colStride: number, dst: number) => void;
+  packB: (src: number, K: number, N: number, rowStride: number, colStride: number, dst: number, panelStride: number) => void;
   padImage: (...args: number[]) => void;
 }
 
@@ -178,7 +191,7 @@ export class GemmEngine {
    */
   readonly stats = { convs: 0, macs: 0, implicitConvs: 0, packedHits: 0, filterGrads: 0 };
   /** Packed B panels kept between calls, at [CONTROL_BYTES, cacheEnd); per-call data follows. */
-  private readonly bCache = new Map<object, { off: number; K: number; N: number; rowStride: number; colStride: number; kChunk: number }>();
+  private readonly bCache = new Map<object, { off: number; K: number; N: number; b: BLayout; kChunk: number }>();
   private readonly seen = new WeakSet<object>();
   private cacheEnd = CONTROL_BYTES;
   /** Implicit GEMM for the convolutions useImplicit() picks (false: always im2col; for A/B runs). */
@@ -270,7 +283,16 @@ export class GemmEngine {
     g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array,
     filterKey?: object,
   ): void {
-    this.convJob(g, x, filter, g.outChannels, 1, bias, relu, out, filterKey);
+    this.convJob(g, x, filter, { rowStride: g.outChannels, colStride: 1, flipTaps: 0 }, bias, relu, out, filterKey);
+  }
+
+  /**
+   * The input gradient of a stride-1 convolution as one forward conv: out = conv2d(x, W') with
+   * W'[a, b, c, n] = w[kh − 1 − a, kw − 1 − b, n, c] for w [kh, kw, N, C] (N = g.outChannels, C =
+   * g.inChannels): flipped taps, swapped channels, packed straight from w's layout.
+   */
+  conv2dFlipped(g: ConvGeometry2d, x: Float32Array, w: Float32Array, out: Float32Array): void {
+    this.convJob(g, x, w, { rowStride: 1, colStride: g.inChannels, flipTaps: g.filterHeight * g.filterWidth }, null, false, out);
   }
 
   /**
@@ -282,7 +304,7 @@ export class GemmEngine {
       batch: 1, inHeight: M, inWidth: 1, inChannels: K, filterHeight: 1, filterWidth: 1, outChannels: N,
       strideHeight: 1, strideWidth: 1, dilationHeight: 1, dilationWidth: 1, padTop: 0, padLeft: 0, outHeight: M, outWidth: 1,
     };
-    this.convJob(g, a, b, transposeB ? 1 : N, transposeB ? K : 1, null, false, out, bKey);
+    this.convJob(g, a, b, { rowStride: transposeB ? 1 : N, colStride: transposeB ? K : 1, flipTaps: 0 }, null, false, out, bKey);
   }
 
   /**
@@ -352,7 +374,7 @@ export class GemmEngine {
       inputBytes: stageOff(0) + x.length * 4,
       writeInput,
       scratchPerThread: R * panels * NR * 4,
-      filter: dy, K: Kp, N, rowStride: N, colStride: 1, bias: null, out, parallel, which: 2, kChunk: segChunk * segLen,
+      filter: dy, K: Kp, N, b: { rowStride: N, colStride: 1, flipTaps: 0 }, bias: null, out, parallel, which: 2, kChunk: segChunk * segLen,
       nBlocks: Math.ceil(M4 / R),
       params: (o) => [
         o.inOff, G, taps * G, Cin, g.strideWidth * pixBytes, tapsOff(o.inOff), segsOff(o.inOff), nSeg, segChunk, segLen, M4, N, panels, R,
@@ -368,11 +390,12 @@ export class GemmEngine {
    * data (tfjs dataIds do: a tensor's data never changes, a variable's assign makes a new dataId).
    */
   private cachedB(
-    filter: Float32Array, key: object | undefined, K: number, N: number, rowStride: number, colStride: number, kChunk: number,
+    filter: Float32Array, key: object | undefined, K: number, N: number, b: BLayout, kChunk: number,
   ): number | null {
     if (!key) return null;
     const hit = this.bCache.get(key);
-    if (hit && hit.K === K && hit.N === N && hit.rowStride === rowStride && hit.colStride === colStride && hit.kChunk === kChunk) {
+    if (hit && hit.K === K && hit.N === N && hit.b.rowStride === b.rowStride && hit.b.colStride === b.colStride
+      && hit.b.flipTaps === b.flipTaps && hit.kChunk === kChunk) {
       this.stats.packedHits++;
       return hit.off;
     }
@@ -390,26 +413,37 @@ export class GemmEngine {
     const rawOff = this.cacheEnd;
     this.ensureBytes(rawOff + filter.length * 4);
     new Float32Array(this.mem.buffer).set(filter, rawOff / 4);
-    this.packChunks(rawOff, K, N, rowStride, colStride, kChunk, off);
-    this.bCache.set(key, { off, K, N, rowStride, colStride, kChunk });
+    this.packChunks(rawOff, K, N, b, kChunk, off);
+    this.bCache.set(key, { off, K, N, b, kChunk });
     return off;
   }
 
   /**
-   * Packs B[k, n] = src[k·rowStride + n·colStride] chunk-major, [K / kChunk][panels][kChunk][8] (the
+   * Packs B (laid out as `b` says) chunk-major, [K / kChunk][panels][kChunk][8] (the
    * last chunk shorter), so that each k chunk the block functions stream is contiguous. Panel-major
    * ([panels][K][8]) puts a chunk's panels K·32 bytes apart: for WRN50's 3×3 512→512 convolution
    * (K = 4608) they fell on a quarter of L2's sets and the GEMM ran at 7.9 GMAC/s instead of 17.
    */
-  private packChunks(src: number, K: number, N: number, rowStride: number, colStride: number, kChunk: number, dst: number): void {
+  private packChunks(src: number, K: number, N: number, b: BLayout, kChunk: number, dst: number): void {
+    const panelFloats = Math.ceil(N / NR) * NR;
     for (let k0 = 0; k0 < K; k0 += kChunk) {
-      this.ex.packB(src + k0 * rowStride * 4, Math.min(kChunk, K - k0), N, rowStride, colStride, dst + k0 * Math.ceil(N / NR) * NR * 4);
+      const rows = Math.min(kChunk, K - k0);
+      const chunk = dst + k0 * panelFloats * 4;
+      if (b.flipTaps === 0) {
+        this.ex.packB(src + k0 * b.rowStride * 4, rows, N, b.rowStride, b.colStride, chunk, rows * NR * 4);
+        continue;
+      }
+      // one packB per tap (chunks hold whole taps), read from the mirrored tap
+      const C = K / b.flipTaps;
+      for (let t = k0 / C; t < (k0 + rows) / C; t++) {
+        this.ex.packB(src + (b.flipTaps - 1 - t) * C * N * 4, C, N, b.rowStride, b.colStride, chunk + (t * C - k0) * NR * 4, rows * NR * 4);
+      }
     }
   }
 
-  /** B[k, n] = filter[k·rowStride + n·colStride]. */
+  /** B as `b` describes in filter. */
   private convJob(
-    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, rowStride: number, colStride: number,
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, b: BLayout,
     bias: Float32Array | null, relu: boolean, out: Float32Array, filterKey?: object,
   ): void {
     if (this.disposed) throw new Error('GemmEngine: used after dispose()');
@@ -425,12 +459,31 @@ export class GemmEngine {
     this.stats.convs++;
     this.stats.macs += macs;
     const parallel = this.info.threads > 1 && macs >= PARALLEL_MIN_MACS;
-    if (this.implicit && rowStride === N && colStride === 1 && useImplicit(g)) {
+    if (this.implicit && useImplicit(g)) {
       this.stats.implicitConvs++;
-      this.implicitJob(g, x, filter, bias, relu, out, parallel, filterKey);
+      this.implicitJob(g, x, filter, b, bias, relu, out, parallel, filterKey);
     } else {
-      this.im2colJob(g, x, filter, rowStride, colStride, bias, relu, out, parallel, filterKey);
+      this.im2colJob(g, x, filter, b, bias, relu, out, parallel, filterKey);
     }
+  }
+
+  /**
+   * Blocks of a convolution: R output rows × PB panels each, panelBlocks per row block. Alone: R
+   * rows of all panels. In parallel: about 4 blocks per thread, rows and columns per block about
+   * equal (R ≈ PB·8, as far as the rows go), since a block packs R·K floats of A and streams K·PB·8
+   * floats of B: with few rows (batch 1, 16² maps, M = 256) row blocks alone each streamed all of
+   * B for 32 rows. A panel block has at least MIN_BLOCK_PANELS panels (A is packed again per panel
+   * block).
+   */
+  private blockPlan(rows: number, panels: number, parallel: boolean): { R: number; PB: number; panelBlocks: number } {
+    if (!parallel) return { R: this.rowsPerBlock(rows, false), PB: panels, panelBlocks: 1 };
+    const T = this.info.threads * 4;
+    const want = Math.max(rows / T, Math.sqrt((rows * panels * NR) / T));
+    const R = Math.max(4, Math.min(MAX_ROWS, Math.ceil(want / 4) * 4, Math.ceil(rows / 4) * 4));
+    const rowBlocks = Math.ceil(rows / R);
+    const split = Math.max(1, Math.min(Math.ceil(T / rowBlocks), Math.floor(panels / MIN_BLOCK_PANELS)));
+    const PB = Math.ceil(panels / split);
+    return { R, PB, panelBlocks: Math.ceil(panels / PB) };
   }
 
   /** Rows per block: whole jobs alone, else about 4 blocks per thread; a multiple of 4, ≤ MAX_ROWS. */
@@ -447,7 +500,7 @@ export class GemmEngine {
   private execute(
     job: {
       inputBytes: number; writeInput: (f32: Float32Array, inOff: number) => void; scratchPerThread: number;
-      filter: Float32Array; filterKey?: object; K: number; N: number; rowStride: number; colStride: number;
+      filter: Float32Array; filterKey?: object; K: number; N: number; b: BLayout;
       bias: Float32Array | null; out: Float32Array; nBlocks: number; parallel: boolean; which: BlockFn;
       /** The k chunk the block function steps B by (packChunks). */
       kChunk: number;
@@ -456,7 +509,7 @@ export class GemmEngine {
   ): void {
     const { filter, K, N, bias, out } = job;
     const panelBytes = Math.ceil(N / NR) * K * NR * 4;
-    const cachedBp = this.cachedB(filter, job.filterKey, K, N, job.rowStride, job.colStride, job.kChunk);
+    const cachedBp = this.cachedB(filter, job.filterKey, K, N, job.b, job.kChunk);
     let end = this.cacheEnd;
     const alloc = (bytes: number): number => {
       const off = end;
@@ -475,7 +528,7 @@ export class GemmEngine {
     job.writeInput(f32, inOff);
     if (cachedBp === null) {
       f32.set(filter, filterOff / 4);
-      this.packChunks(filterOff, K, N, job.rowStride, job.colStride, job.kChunk, bpOff);
+      this.packChunks(filterOff, K, N, job.b, job.kChunk, bpOff);
     }
     if (bias) f32.set(bias, biasOff / 4);
     const params = job.params({ inOff, bpOff, biasOff: bias ? biasOff : 0, outOff, scratchOff, scratchStride });
@@ -485,28 +538,32 @@ export class GemmEngine {
 
   /** im2col rows (or, for 1×1 stride-1 unpadded convs and matMuls, x itself) times packed B. */
   private im2colJob(
-    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, rowStride: number, colStride: number,
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, b: BLayout,
     bias: Float32Array | null, relu: boolean, out: Float32Array, parallel: boolean, filterKey?: object,
   ): void {
     const K = g.filterHeight * g.filterWidth * g.inChannels;
     const N = g.outChannels;
     const M = g.batch * g.outHeight * g.outWidth;
     const panels = Math.ceil(N / NR);
-    const R = this.rowsPerBlock(M, parallel);
+    const { R, PB, panelBlocks } = this.blockPlan(M, panels, parallel);
     const direct = g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1
       && g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
-    const kc = evenChunk(K, Math.max(16, Math.floor(B_CHUNK_FLOATS / (panels * NR))));
+    const taps = g.filterHeight * g.filterWidth;
+    // a flipped B is packed tap by tap: chunks of whole taps
+    const kc = b.flipTaps > 0
+      ? g.inChannels * evenChunk(taps, Math.floor(B_CHUNK_FLOATS / (g.inChannels * panels * NR)))
+      : evenChunk(K, Math.max(16, Math.floor(B_CHUNK_FLOATS / (panels * NR))));
     this.execute({
       // slack after x: the direct path reads up to 3 padded rows past it
       inputBytes: x.length * 4 + 4 * K * 4,
       writeInput: (f32, inOff) => f32.set(x, inOff / 4),
-      scratchPerThread: (R * K + R * panels * NR + R * kc) * 4,
-      filter, filterKey, K, N, rowStride, colStride, bias, out, parallel, which: 0, kChunk: kc,
-      nBlocks: Math.ceil(M / R),
+      scratchPerThread: (R * K + R * PB * NR + R * kc) * 4,
+      filter, filterKey, K, N, b, bias, out, parallel, which: 0, kChunk: kc,
+      nBlocks: Math.ceil(M / R) * panelBlocks,
       params: (o) => [
         o.inOff, g.inHeight, g.inWidth, g.inChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
         g.dilationHeight, g.dilationWidth, g.padTop, g.padLeft, g.outHeight, g.outWidth,
-        M, K, N, panels, R, kc, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride, direct ? 1 : 0,
+        M, K, N, panels, R, PB, panelBlocks, kc, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride, direct ? 1 : 0,
       ],
     });
   }
@@ -517,8 +574,8 @@ export class GemmEngine {
    * each filter tap is a fixed offset into the image.
    */
   private implicitJob(
-    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, bias: Float32Array | null, relu: boolean, out: Float32Array,
-    parallel: boolean, filterKey?: object,
+    g: ConvGeometry2d, x: Float32Array, filter: Float32Array, b: BLayout, bias: Float32Array | null, relu: boolean,
+    out: Float32Array, parallel: boolean, filterKey?: object,
   ): void {
     const C = g.inChannels;
     const N = g.outChannels;
@@ -528,7 +585,7 @@ export class GemmEngine {
     const Hp = g.outHeight + (g.filterHeight - 1) * g.dilationHeight;
     const Wp = g.outWidth + (g.filterWidth - 1) * g.dilationWidth;
     const gridRows = g.outHeight * Wp;
-    const R = this.rowsPerBlock(g.batch * gridRows, parallel);
+    const { R, PB, panelBlocks } = this.blockPlan(g.batch * gridRows, panels, parallel);
     const blocksPerImage = Math.ceil(gridRows / R);
     // image, plus slack for the last grid rows' taps and padded rows
     const imageFloats = g.batch * Hp * Wp * C + ((g.filterWidth - 1) * g.dilationWidth + Wp + 8) * C;
@@ -557,12 +614,12 @@ export class GemmEngine {
     this.execute({
       inputBytes: tapsOff(0) + taps * 4,
       writeInput,
-      scratchPerThread: (R * panels * NR + R * tapChunk * C) * 4,
-      filter, filterKey, K, N, rowStride: N, colStride: 1, bias, out, parallel, which: 1, kChunk: tapChunk * C,
-      nBlocks: g.batch * blocksPerImage,
+      scratchPerThread: (R * PB * NR + R * tapChunk * C) * 4,
+      filter, filterKey, K, N, b, bias, out, parallel, which: 1, kChunk: tapChunk * C,
+      nBlocks: g.batch * blocksPerImage * panelBlocks,
       params: (o) => [
         o.inOff, Hp, Wp, C, taps, tapChunk, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,
-        K, N, panels, R, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride,
+        K, N, panels, R, PB, panelBlocks, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride,
       ],
     });
   }

@@ -239,11 +239,11 @@ function im2col(): FunctionDef {
 }
 
 /**
- * finish(c, ldc, rows, N, out, bias, relu): out[r, 0..N) = C[r, 0..N) (+ bias) (max 0 if relu),
- * dropping the padded columns of the last panel. bias = 0 means none. ldc in bytes.
+ * finish(c, ldc, rows, N, out, ldo, bias, relu): out[r, 0..N) = C[r, 0..N) (+ bias) (max 0 if
+ * relu), dropping the padded columns of the last panel. bias = 0 means none. ldc, ldo in bytes.
  */
 function finish(): FunctionDef {
-  const f = new Fn(['c', 'ldc', 'rows', 'N', 'out', 'bias', 'relu']);
+  const f = new Fn(['c', 'ldc', 'rows', 'N', 'out', 'ldo', 'bias', 'relu']);
   for (const n of ['r', 'j', 'n4', 'cp', 'op_']) f.local(n);
   f.local('v', V128);
   f.local('t', F32);
@@ -253,7 +253,7 @@ function finish(): FunctionDef {
     op.block(op.loop(
       op.brIf(1, op.geS(f.g('r'), f.g('rows'))),
       f.s('cp', op.add(f.g('c'), op.mul(f.g('r'), f.g('ldc')))),
-      f.s('op_', op.add(f.g('out'), op.shl(op.mul(f.g('r'), f.g('N')), op.i32(2)))),
+      f.s('op_', op.add(f.g('out'), op.mul(f.g('r'), f.g('ldo')))),
       f.s('j', op.i32(0)),
       op.block(op.loop(
         op.brIf(1, op.geS(f.g('j'), f.g('n4'))),
@@ -292,29 +292,61 @@ function clampRows(f: Fn, start: Code, total: Code): Code[] {
 /** This thread's scratch: scratch + thread·scratchStride. */
 const threadScratch = (f: Fn): Code => op.add(f.g('scratch'), op.mul(f.g('thread'), f.g('scratchStride')));
 
+/**
+ * A block is (row block, panel block): block = rb·panelBlocks + pb, panels [pb·PB, pb·PB + np) of
+ * the `panels` panels. Sets rb, j0 (first panel), np (panels) and ncols (real columns). Why split
+ * by panels: with few output rows (batch 1, 16² maps) row blocks alone make every block stream all
+ * of B, K·N floats, through L2; a panel block reads only its slice.
+ */
+function panelSplit(f: Fn): Code[] {
+  return [
+    f.s('rb', op.divS(f.g('block'), f.g('panelBlocks'))),
+    f.s('j0', op.mul(op.sub(f.g('block'), op.mul(f.g('rb'), f.g('panelBlocks'))), f.g('PB'))),
+    f.s('np', op.sub(f.g('panels'), f.g('j0'))),
+    op.if_(op.ltS(f.g('PB'), f.g('np')), f.s('np', f.g('PB'))),
+    f.s('ncols', op.sub(f.g('N'), op.shl(f.g('j0'), op.i32(3)))),
+    op.if_(op.ltS(op.shl(f.g('np'), op.i32(3)), f.g('ncols')), f.s('ncols', op.shl(f.g('np'), op.i32(3)))),
+  ];
+}
+
+/** bias + 32·j0 bytes, or 0 (no bias) */
+const biasAt = (f: Fn): Code => op.select(op.add(f.g('bias'), op.shl(f.g('j0'), op.i32(5))), op.i32(0), f.g('bias'));
+
+/**
+ * gemm over panels [j0, j0 + np) of the k chunk at k0 of B packed chunk-major ([K/kc][panels][kc][8]:
+ * the chunk starts at bp + k0·panels·32 bytes, its panels kcNow·32 bytes apart).
+ */
+function gemmChunk(f: Fn, rows: Code, kcNow: Code, k0: Code, a: Code): Code {
+  return op.call(F.gemm, rows, f.g('np'), kcNow, a,
+    op.add(op.add(f.g('bp'), op.shl(op.mul(k0, f.g('panels')), op.i32(5))), op.shl(op.mul(f.g('j0'), kcNow), op.i32(5))),
+    op.shl(kcNow, op.i32(5)), f.g('cs'), f.g('ldc'), k0);
+}
+
 /** Parameters of convBlock, in order; the engine writes them to its control block. */
 export const CONV_PARAMS = [
   'x', 'H', 'W', 'C', 'kh', 'kw', 'sh', 'sw', 'dh', 'dw', 'padT', 'padL', 'OH', 'OW',
-  'M', 'K', 'N', 'panels', 'R', 'kc', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride', 'direct',
+  'M', 'K', 'N', 'panels', 'R', 'PB', 'panelBlocks', 'kc', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride', 'direct',
 ] as const;
 
 /**
- * convBlock(...CONV_PARAMS, thread, block): output rows [block·R, min(M, block·R + R)) of one
- * convolution: im2col into this thread's scratch (or, for 1×1 stride-1 unpadded convs, A = x
- * itself), K in chunks of kc through gemm into a C scratch of `panels`·8 columns, then finish into
- * out. Scratch per thread: R·K floats of A, R·panels·8 floats of C, then R·kc floats of packed A.
+ * convBlock(...CONV_PARAMS, thread, block): output rows [rb·R, min(M, rb·R + R)) and panels
+ * [j0, j0 + np) of one convolution (panelSplit): im2col into this thread's scratch (or, for 1×1
+ * stride-1 unpadded convs, A = x itself), K in chunks of kc packed (packA) and through gemm into a
+ * C scratch of PB·8 columns, then finish into out. Scratch per thread: R·K floats of A, R·PB·8
+ * floats of C, then R·kc floats of packed A.
  */
 function convBlock(): FunctionDef {
   const f = new Fn([...CONV_PARAMS, 'thread', 'block']);
-  for (const n of ['p0', 'rows', 'rowsPad', 'a', 'lda', 'cs', 'pk', 'k0', 'kcNow', 'ldc']) f.local(n);
+  for (const n of ['rb', 'j0', 'np', 'ncols', 'p0', 'rows', 'rowsPad', 'a', 'lda', 'cs', 'pk', 'k0', 'kcNow', 'ldc']) f.local(n);
   const body: Code[] = [
-    f.s('p0', op.mul(f.g('block'), f.g('R'))),
+    ...panelSplit(f),
+    f.s('p0', op.mul(f.g('rb'), f.g('R'))),
     ...clampRows(f, f.g('p0'), f.g('M')),
     f.s('rowsPad', op.and(op.add(f.g('rows'), op.i32(MR - 1)), op.i32(-MR))),
     f.s('a', threadScratch(f)),
     f.s('cs', op.add(f.g('a'), op.shl(op.mul(f.g('R'), f.g('K')), op.i32(2)))),
     f.s('lda', op.shl(f.g('K'), op.i32(2))),
-    f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
+    f.s('ldc', op.shl(f.g('PB'), op.i32(5))),
     f.s('pk', op.add(f.g('cs'), op.mul(f.g('R'), f.g('ldc')))),
     op.if_(f.g('direct'),
       f.s('a', op.add(f.g('x'), op.mul(f.g('p0'), f.g('lda'))))),
@@ -329,32 +361,34 @@ function convBlock(): FunctionDef {
       op.if_(op.ltS(f.g('kc'), f.g('kcNow')), f.s('kcNow', f.g('kc'))),
       op.call(F.packA, op.add(f.g('a'), op.shl(f.g('k0'), op.i32(2))), f.g('lda'), f.g('rowsPad'), op.i32(0), f.g('kcNow'),
         op.i32(0), op.i32(1), f.g('pk')),
-      op.call(F.gemm, f.g('rowsPad'), f.g('panels'), f.g('kcNow'), f.g('pk'),
-        op.add(f.g('bp'), op.mul(f.g('k0'), f.g('ldc'))), op.shl(f.g('kcNow'), op.i32(5)), f.g('cs'), f.g('ldc'), f.g('k0')),
+      gemmChunk(f, f.g('rowsPad'), f.g('kcNow'), f.g('k0'), f.g('pk')),
       f.s('k0', op.add(f.g('k0'), f.g('kcNow'))),
       op.br(0),
     )),
-    op.call(F.finish, f.g('cs'), f.g('ldc'), f.g('rows'), f.g('N'), op.add(f.g('out'), op.shl(op.mul(f.g('p0'), f.g('N')), op.i32(2))),
-      f.g('bias'), f.g('relu')),
+    op.call(F.finish, f.g('cs'), f.g('ldc'), f.g('rows'), f.g('ncols'),
+      op.add(f.g('out'), op.shl(op.add(op.mul(f.g('p0'), f.g('N')), op.shl(f.g('j0'), op.i32(3))), op.i32(2))),
+      op.shl(f.g('N'), op.i32(2)), biasAt(f), f.g('relu')),
   ];
   return f.def('convBlock', body);
 }
 
 /**
- * packB(src, K, N, rowStride, colStride, dst): B[k, n] = src[k·rowStride + n·colStride] (element
- * strides, so a transposed operand packs without a transpose pass) into panels [ceil(N/8)][K][8],
- * zero-filled past N.
+ * packB(src, K, N, rowStride, colStride, dst, panelStride): B[k, n] = src[k·rowStride + n·colStride]
+ * (element strides, so a transposed operand packs without a transpose pass) into ceil(N/8) panels
+ * of [K][8] floats, panelStride bytes apart, zero-filled past N.
  */
 function packB(): FunctionDef {
-  const f = new Fn(['src', 'K', 'N', 'rowStride', 'colStride', 'dst']);
-  for (const n of ['j', 'k', 'c', 'col', 'd', 'rs', 'cs', 'srcRow']) f.local(n);
+  const f = new Fn(['src', 'K', 'N', 'rowStride', 'colStride', 'dst', 'panelStride']);
+  for (const n of ['j', 'k', 'c', 'col', 'd', 'pd', 'rs', 'cs', 'srcRow']) f.local(n);
   const body: Code[] = [
     f.s('rs', op.shl(f.g('rowStride'), op.i32(2))),
     f.s('cs', op.shl(f.g('colStride'), op.i32(2))),
-    f.s('d', f.g('dst')),
+    f.s('pd', f.g('dst')),
     f.s('j', op.i32(0)),
     op.block(op.loop(
       op.brIf(1, op.geS(f.g('j'), f.g('N'))),
+      f.s('d', f.g('pd')),
+      f.s('pd', op.add(f.g('pd'), f.g('panelStride'))),
       f.s('k', op.i32(0)),
       op.block(op.loop(
         op.brIf(1, op.geS(f.g('k'), f.g('K'))),
@@ -394,26 +428,28 @@ function packB(): FunctionDef {
 /** Parameters of convBlockImplicit, in order (the engine writes them to its control block). */
 export const IMPLICIT_PARAMS = [
   'xpad', 'Hp', 'Wp', 'C', 'taps', 'tapChunk', 'tapTable', 'OH', 'OW', 'blocksPerImage',
-  'K', 'N', 'panels', 'R', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride',
+  'K', 'N', 'panels', 'R', 'PB', 'panelBlocks', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride',
 ] as const;
 
 /**
  * convBlockImplicit(...IMPLICIT_PARAMS, thread, block): a stride-1 convolution computed on the
  * padded image's grid (row pitch Wp, so the Wp − OW rightmost positions of each row are computed
- * and dropped: 3 % extra at 64 px wide, 25 % at 8 px) — image n = block / blocksPerImage, grid
- * positions [s0, s0 + R) of rows 0..OH. The valid positions are written to out. Scratch per
- * thread: R·panels·8 floats of C, then R·tapChunk·C floats of packed A.
+ * and dropped: 3 % extra at 64 px wide, 25 % at 8 px) — row block rb (panelSplit): image n = rb /
+ * blocksPerImage, grid positions [s0, s0 + R) of rows 0..OH, panels [j0, j0 + np). The valid
+ * positions are written to out. Scratch per thread: R·PB·8 floats of C, then R·tapChunk·C floats
+ * of packed A.
  */
 function convBlockImplicit(): FunctionDef {
   const f = new Fn([...IMPLICIT_PARAMS, 'thread', 'block']);
-  for (const n of ['n', 's0', 'rows', 'rowsPad', 'cs', 'pk', 'ldc', 'r', 's', 'oy', 'ox', 't0', 'tn', 'a']) f.local(n);
+  for (const n of ['rb', 'j0', 'np', 'ncols', 'n', 's0', 'rows', 'rowsPad', 'cs', 'pk', 'ldc', 'r', 's', 'oy', 'ox', 't0', 'tn', 'a']) f.local(n);
   const body: Code[] = [
-    f.s('n', op.divS(f.g('block'), f.g('blocksPerImage'))),
-    f.s('s0', op.mul(op.sub(f.g('block'), op.mul(f.g('n'), f.g('blocksPerImage'))), f.g('R'))),
+    ...panelSplit(f),
+    f.s('n', op.divS(f.g('rb'), f.g('blocksPerImage'))),
+    f.s('s0', op.mul(op.sub(f.g('rb'), op.mul(f.g('n'), f.g('blocksPerImage'))), f.g('R'))),
     ...clampRows(f, f.g('s0'), op.mul(f.g('OH'), f.g('Wp'))),
     f.s('rowsPad', op.and(op.add(f.g('rows'), op.i32(MR - 1)), op.i32(-MR))),
     f.s('cs', threadScratch(f)),
-    f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
+    f.s('ldc', op.shl(f.g('PB'), op.i32(5))),
     f.s('pk', op.add(f.g('cs'), op.mul(f.g('R'), f.g('ldc')))),
     f.s('a', op.add(f.g('xpad'), op.shl(op.mul(op.add(op.mul(op.mul(f.g('n'), f.g('Hp')), f.g('Wp')), f.g('s0')), f.g('C')), op.i32(2)))),
     // taps in chunks of tapChunk so a chunk of B (tapChunk·C × N) stays in L2; C accumulates
@@ -423,9 +459,7 @@ function convBlockImplicit(): FunctionDef {
       f.s('tn', op.sub(f.g('taps'), f.g('t0'))),
       op.if_(op.ltS(f.g('tapChunk'), f.g('tn')), f.s('tn', f.g('tapChunk'))),
       op.call(F.packA, f.g('a'), op.shl(f.g('C'), op.i32(2)), f.g('rowsPad'), f.g('tapTable'), f.g('C'), f.g('t0'), f.g('tn'), f.g('pk')),
-      op.call(F.gemm, f.g('rowsPad'), f.g('panels'), op.mul(f.g('tn'), f.g('C')), f.g('pk'),
-        op.add(f.g('bp'), op.mul(op.mul(f.g('t0'), f.g('C')), f.g('ldc'))), op.shl(op.mul(f.g('tn'), f.g('C')), op.i32(5)),
-        f.g('cs'), f.g('ldc'), f.g('t0')),
+      gemmChunk(f, f.g('rowsPad'), op.mul(f.g('tn'), f.g('C')), op.mul(f.g('t0'), f.g('C')), f.g('pk')),
       f.s('t0', op.add(f.g('t0'), f.g('tn'))),
       op.br(0),
     )),
@@ -436,9 +470,11 @@ function convBlockImplicit(): FunctionDef {
       f.s('oy', op.divS(f.g('s'), f.g('Wp'))),
       f.s('ox', op.sub(f.g('s'), op.mul(f.g('oy'), f.g('Wp')))),
       op.if_(op.ltS(f.g('ox'), f.g('OW')),
-        op.call(F.finish, op.add(f.g('cs'), op.mul(f.g('r'), f.g('ldc'))), f.g('ldc'), op.i32(1), f.g('N'),
-          op.add(f.g('out'), op.shl(op.mul(op.add(op.mul(op.add(op.mul(f.g('n'), f.g('OH')), f.g('oy')), f.g('OW')), f.g('ox')), f.g('N')), op.i32(2))),
-          f.g('bias'), f.g('relu'))),
+        op.call(F.finish, op.add(f.g('cs'), op.mul(f.g('r'), f.g('ldc'))), f.g('ldc'), op.i32(1), f.g('ncols'),
+          op.add(f.g('out'), op.shl(op.add(
+            op.mul(op.add(op.mul(op.add(op.mul(f.g('n'), f.g('OH')), f.g('oy')), f.g('OW')), f.g('ox')), f.g('N')),
+            op.shl(f.g('j0'), op.i32(3))), op.i32(2))),
+          op.i32(0), biasAt(f), f.g('relu'))),
       f.s('r', op.add(f.g('r'), op.i32(1))),
       op.br(0),
     )),
@@ -535,7 +571,7 @@ function filterGradBlock(): FunctionDef {
       op.if_(op.ltS(f.g('ci'), f.g('Cin')),
         op.call(F.finish, op.add(f.g('cs'), op.mul(f.g('r'), f.g('ldc'))), f.g('ldc'), op.i32(1), f.g('N'),
           op.add(f.g('out'), op.shl(op.mul(op.add(op.mul(f.g('t'), f.g('Cin')), f.g('ci')), f.g('N')), op.i32(2))),
-          op.i32(0), op.i32(0))),
+          op.i32(0), op.i32(0), op.i32(0))),
       f.s('r', op.add(f.g('r'), op.i32(1))),
       op.br(0),
     )),
