@@ -4,7 +4,7 @@ import { initBackend } from '../src/backend.js';
 import { installSimdConvKernels, simdCapacityFallbacks, simdConvEngine, uninstallSimdConvKernels } from '../src/nn/kernels/conv2d-simd.js';
 import { registerWasmTrainingKernels } from '../src/nn/kernels/index.js';
 import { isOurs } from '../src/nn/kernels/kernel-util.js';
-import { EngineCapacityError, GemmEngine } from '../src/nn/simd/gemmEngine.js';
+import { EngineCapacityError, GemmEngine, tapAlignedChunk, type ConvGeometry2d } from '../src/nn/simd/gemmEngine.js';
 import { gemmModuleBytes } from '../src/nn/simd/gemmModule.js';
 
 /** Deterministic pseudo-random values in [-1, 1). */
@@ -360,6 +360,49 @@ describe('GemmEngine', () => {
     expect(Buffer.from(outs[1].buffer).equals(Buffer.from(outs[0].buffer))).toBe(true);
     expect(outs[0].some((v) => v > 0)).toBe(true);
     expect(outs[0].every((v) => v >= 0)).toBe(true); // relu
+  });
+
+  it('gives the same results with K in many small chunks (whole taps, parts of a tap, flipped filters)', async () => {
+    // a tap of C channels is split where C·panels·8 floats exceed the chunk: at 1024 floats and 4
+    // panels, 64 channels go in 2 chunks of 32; 67 (prime) stays whole
+    expect(tapAlignedChunk(9, 64, 4, 1024)).toBe(32);
+    expect(tapAlignedChunk(9, 67, 4, 1024)).toBe(67);
+    expect(tapAlignedChunk(9, 8, 4, 1024)).toBe(24); // 3 whole taps (9 in 3 even chunks)
+    const geo = (b: number, h: number, c: number, s: number, n: number): ConvGeometry2d => {
+      const oh = Math.floor((h + 2 - 3) / s) + 1;
+      return {
+        batch: b, inHeight: h, inWidth: h, inChannels: c, filterHeight: 3, filterWidth: 3, outChannels: n, strideHeight: s,
+        strideWidth: s, dilationHeight: 1, dilationWidth: 1, padTop: 1, padLeft: 1, outHeight: oh, outWidth: oh,
+      };
+    };
+    const small = await GemmEngine.create(2, { bChunkFloats: 1024 });
+    const ref = await GemmEngine.create(2);
+    try {
+      // implicit GEMM (parts of taps), im2col with K chunks, im2col with a 96-channel tap in 4 parts
+      for (const [i, g] of [geo(2, 20, 64, 1, 32), geo(1, 15, 24, 2, 16), geo(2, 8, 96, 1, 40)].entries()) {
+        const x = values(g.batch * g.inHeight * g.inWidth * g.inChannels, 40 + i);
+        const w = values(9 * g.inChannels * g.outChannels, 50 + i);
+        const out = (e: GemmEngine, flip: boolean): Float32Array => {
+          const o = new Float32Array(g.batch * g.outHeight * g.outWidth * g.outChannels);
+          if (flip) e.conv2dFlipped(g, x, w, o);
+          else e.conv2d(g, x, w, null, false, o);
+          return o;
+        };
+        expect(relErr(out(small, false), out(ref, false))).toBeLessThan(1e-5);
+        if (g.strideHeight !== 1) continue;
+        // conv2dFlipped(w) = conv2d(W') with W'[a, b, c, n] = w[2 − a, 2 − b, n, c] (w as [3, 3, N, C])
+        const flipped = new Float32Array(w.length);
+        const [C, N] = [g.inChannels, g.outChannels];
+        for (let t = 0; t < 9; t++) for (let c = 0; c < C; c++) for (let n = 0; n < N; n++) flipped[(t * C + c) * N + n] = w[((8 - t) * N + n) * C + c];
+        const want = new Float32Array(g.batch * g.outHeight * g.outWidth * N);
+        ref.conv2d(g, x, flipped, null, false, want);
+        expect(relErr(out(small, true), want)).toBeLessThan(1e-5);
+        expect(relErr(out(ref, true), want)).toBeLessThan(1e-5);
+      }
+    } finally {
+      small.dispose();
+      ref.dispose();
+    }
   });
 
   it('computes filter gradients bit-identically with 1 and 2 threads', async () => {

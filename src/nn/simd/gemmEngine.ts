@@ -131,6 +131,20 @@ function evenChunk(n: number, max: number): number {
 }
 
 /**
+ * K chunk for B packed tap by tap (implicit GEMM, flipped filters): whole taps (a multiple of C)
+ * while a tap's C·panels·8 floats fit bChunkFloats (L2), else the largest divisor of C that
+ * fits, so no chunk straddles two taps. One whole tap of DRAEM's 1024→1024 convolution is 4 MB of
+ * B: streamed from L3 per tile, it halved the GEMM's speed (7.9 against 17 GMAC/s on one core).
+ * A divisor under a quarter of what fits (C prime, say) keeps whole taps.
+ */
+export function tapAlignedChunk(taps: number, C: number, panels: number, bChunkFloats = B_CHUNK_FLOATS): number {
+  const fits = Math.max(1, Math.floor(bChunkFloats / (panels * NR)));
+  if (fits >= C) return C * evenChunk(taps, Math.floor(fits / C));
+  for (let d = fits; d >= Math.max(1, fits / 4); d--) if (C % d === 0) return d;
+  return C;
+}
+
+/**
  * Implicit GEMM (convBlockImplicit) pays where im2col is a large share: stride 1, a small filter
  * (a 3×3 tap loop, not the image-sized "filters" of the gradient convolutions), enough input
  * channels per tap to fill the k loop, and little overcompute on the padded grid. 1×1 stride-1
@@ -208,6 +222,8 @@ export class GemmEngine {
     readonly info: GemmEngineInfo,
     module: WebAssembly.Module,
     private readonly maxPages: number,
+    /** Floats of packed B per k chunk (L2-resident); smaller in tests, to exercise the chunking. */
+    readonly bChunkFloats: number,
   ) {
     this.mem = new WebAssembly.Memory({ initial: Math.min(256, maxPages), maximum: maxPages, shared: true });
     this.ex = new WebAssembly.Instance(module, { env: { mem: this.mem } }).exports as unknown as GemmExports;
@@ -218,10 +234,10 @@ export class GemmEngine {
    * Compiles the module (relaxed SIMD when V8 has it, unless `relaxedSimd: false`) and starts
    * threads − 1 workers.
    */
-  static async create(threads = 1, opts: { relaxedSimd?: boolean; maxPages?: number } = {}): Promise<GemmEngine> {
+  static async create(threads = 1, opts: { relaxedSimd?: boolean; maxPages?: number; bChunkFloats?: number } = {}): Promise<GemmEngine> {
     const relaxed = opts.relaxedSimd !== false && relaxedSimdAvailable();
     const module = new WebAssembly.Module(gemmModuleBytes(relaxed));
-    const engine = new GemmEngine({ threads: Math.max(1, Math.floor(threads)), relaxedSimd: relaxed }, module, opts.maxPages ?? 65536);
+    const engine = new GemmEngine({ threads: Math.max(1, Math.floor(threads)), relaxedSimd: relaxed }, module, opts.maxPages ?? 65536, opts.bChunkFloats ?? B_CHUNK_FLOATS);
     const ready: Promise<void>[] = [];
     for (let t = 1; t < engine.info.threads; t++) {
       const w = new Worker(WORKER_SOURCE, {
@@ -366,8 +382,8 @@ export class GemmEngine {
     };
     const R = this.rowsPerBlock(M4, parallel);
     // k chunk: whole segments, ≤ FILTER_GRAD_KC pixels, ≤ FILTER_GRAD_PAGES pages of A and a
-    // dy chunk ≤ B_CHUNK_FLOATS (L2)
-    const kcMax = Math.min(FILTER_GRAD_KC, Math.floor(B_CHUNK_FLOATS / (panels * NR)),
+    // dy chunk ≤ bChunkFloats (L2)
+    const kcMax = Math.min(FILTER_GRAD_KC, Math.floor(this.bChunkFloats / (panels * NR)),
       Math.max(16, Math.floor(FILTER_GRAD_PAGES * 4096 / (pixBytes * g.strideWidth))));
     const segChunk = evenChunk(nSeg, Math.max(1, Math.floor(kcMax / segLen)));
     this.execute({
@@ -433,10 +449,14 @@ export class GemmEngine {
         this.ex.packB(src + k0 * b.rowStride * 4, rows, N, b.rowStride, b.colStride, chunk, rows * NR * 4);
         continue;
       }
-      // one packB per tap (chunks hold whole taps), read from the mirrored tap
+      // one packB per tap in the chunk (whole taps, or part of one: tapAlignedChunk), read from the mirrored tap
       const C = K / b.flipTaps;
-      for (let t = k0 / C; t < (k0 + rows) / C; t++) {
-        this.ex.packB(src + (b.flipTaps - 1 - t) * C * N * 4, C, N, b.rowStride, b.colStride, chunk + (t * C - k0) * NR * 4, rows * NR * 4);
+      for (let k = k0; k < k0 + rows;) {
+        const t = Math.floor(k / C);
+        const c0 = k - t * C;
+        const n = Math.min(C - c0, k0 + rows - k);
+        this.ex.packB(src + ((b.flipTaps - 1 - t) * C * N + c0 * b.rowStride) * 4, n, N, b.rowStride, b.colStride, chunk + (k - k0) * NR * 4, rows * NR * 4);
+        k += n;
       }
     }
   }
@@ -548,11 +568,10 @@ export class GemmEngine {
     const { R, PB, panelBlocks } = this.blockPlan(M, panels, parallel);
     const direct = g.filterHeight === 1 && g.filterWidth === 1 && g.strideHeight === 1 && g.strideWidth === 1
       && g.padTop === 0 && g.padLeft === 0 && g.outHeight === g.inHeight && g.outWidth === g.inWidth;
-    const taps = g.filterHeight * g.filterWidth;
-    // a flipped B is packed tap by tap: chunks of whole taps
+    // a flipped B is packed tap by tap: chunks that do not straddle taps
     const kc = b.flipTaps > 0
-      ? g.inChannels * evenChunk(taps, Math.floor(B_CHUNK_FLOATS / (g.inChannels * panels * NR)))
-      : evenChunk(K, Math.max(16, Math.floor(B_CHUNK_FLOATS / (panels * NR))));
+      ? tapAlignedChunk(b.flipTaps, g.inChannels, panels, this.bChunkFloats)
+      : evenChunk(K, Math.max(16, Math.floor(this.bChunkFloats / (panels * NR))));
     this.execute({
       // slack after x: the direct path reads up to 3 padded rows past it
       inputBytes: x.length * 4 + 4 * K * 4,
@@ -609,16 +628,15 @@ export class GemmEngine {
         }
       }
     };
-    // B chunk of tapChunk·C × panels·8 floats ≤ B_CHUNK_FLOATS (L2-resident)
-    const tapChunk = evenChunk(taps, Math.floor(B_CHUNK_FLOATS / (C * panels * NR)));
+    const kc = tapAlignedChunk(taps, C, panels, this.bChunkFloats);
     this.execute({
       inputBytes: tapsOff(0) + taps * 4,
       writeInput,
-      scratchPerThread: (R * PB * NR + R * tapChunk * C) * 4,
-      filter, filterKey, K, N, b, bias, out, parallel, which: 1, kChunk: tapChunk * C,
+      scratchPerThread: (R * PB * NR + R * kc) * 4,
+      filter, filterKey, K, N, b, bias, out, parallel, which: 1, kChunk: kc,
       nBlocks: g.batch * blocksPerImage * panelBlocks,
       params: (o) => [
-        o.inOff, Hp, Wp, C, taps, tapChunk, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,
+        o.inOff, Hp, Wp, C, taps, kc, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,
         K, N, panels, R, PB, panelBlocks, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride,
       ],
     });

@@ -427,7 +427,7 @@ function packB(): FunctionDef {
 
 /** Parameters of convBlockImplicit, in order (the engine writes them to its control block). */
 export const IMPLICIT_PARAMS = [
-  'xpad', 'Hp', 'Wp', 'C', 'taps', 'tapChunk', 'tapTable', 'OH', 'OW', 'blocksPerImage',
+  'xpad', 'Hp', 'Wp', 'C', 'taps', 'kc', 'tapTable', 'OH', 'OW', 'blocksPerImage',
   'K', 'N', 'panels', 'R', 'PB', 'panelBlocks', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride',
 ] as const;
 
@@ -436,12 +436,13 @@ export const IMPLICIT_PARAMS = [
  * padded image's grid (row pitch Wp, so the Wp − OW rightmost positions of each row are computed
  * and dropped: 3 % extra at 64 px wide, 25 % at 8 px) — row block rb (panelSplit): image n = rb /
  * blocksPerImage, grid positions [s0, s0 + R) of rows 0..OH, panels [j0, j0 + np). The valid
- * positions are written to out. Scratch per thread: R·PB·8 floats of C, then R·tapChunk·C floats
+ * positions are written to out. K goes in chunks of kc, a multiple of C (whole taps) or a divisor
+ * of C (part of one tap's channels). Scratch per thread: R·PB·8 floats of C, then R·kc floats
  * of packed A.
  */
 function convBlockImplicit(): FunctionDef {
   const f = new Fn([...IMPLICIT_PARAMS, 'thread', 'block']);
-  for (const n of ['rb', 'j0', 'np', 'ncols', 'n', 's0', 'rows', 'rowsPad', 'cs', 'pk', 'ldc', 'r', 's', 'oy', 'ox', 't0', 'tn', 'a']) f.local(n);
+  for (const n of ['rb', 'j0', 'np', 'ncols', 'n', 's0', 'rows', 'rowsPad', 'cs', 'pk', 'ldc', 'r', 's', 'oy', 'ox', 'k0', 'kcNow', 't', 'cw', 'a']) f.local(n);
   const body: Code[] = [
     ...panelSplit(f),
     f.s('n', op.divS(f.g('rb'), f.g('blocksPerImage'))),
@@ -452,15 +453,20 @@ function convBlockImplicit(): FunctionDef {
     f.s('ldc', op.shl(f.g('PB'), op.i32(5))),
     f.s('pk', op.add(f.g('cs'), op.mul(f.g('R'), f.g('ldc')))),
     f.s('a', op.add(f.g('xpad'), op.shl(op.mul(op.add(op.mul(op.mul(f.g('n'), f.g('Hp')), f.g('Wp')), f.g('s0')), f.g('C')), op.i32(2)))),
-    // taps in chunks of tapChunk so a chunk of B (tapChunk·C × N) stays in L2; C accumulates
-    f.s('t0', op.i32(0)),
+    // K in chunks of kc so a chunk of B (kc × N) stays in L2; C accumulates. A chunk is taps
+    // [t, t + kcNow / cw) of cw = C channels, or channels [k0 − t·C, + kcNow) of tap t.
+    f.s('k0', op.i32(0)),
     op.block(op.loop(
-      op.brIf(1, op.geS(f.g('t0'), f.g('taps'))),
-      f.s('tn', op.sub(f.g('taps'), f.g('t0'))),
-      op.if_(op.ltS(f.g('tapChunk'), f.g('tn')), f.s('tn', f.g('tapChunk'))),
-      op.call(F.packA, f.g('a'), op.shl(f.g('C'), op.i32(2)), f.g('rowsPad'), f.g('tapTable'), f.g('C'), f.g('t0'), f.g('tn'), f.g('pk')),
-      gemmChunk(f, f.g('rowsPad'), op.mul(f.g('tn'), f.g('C')), op.mul(f.g('t0'), f.g('C')), f.g('pk')),
-      f.s('t0', op.add(f.g('t0'), f.g('tn'))),
+      op.brIf(1, op.geS(f.g('k0'), op.mul(f.g('taps'), f.g('C')))),
+      f.s('kcNow', op.sub(op.mul(f.g('taps'), f.g('C')), f.g('k0'))),
+      op.if_(op.ltS(f.g('kc'), f.g('kcNow')), f.s('kcNow', f.g('kc'))),
+      f.s('t', op.divS(f.g('k0'), f.g('C'))),
+      f.s('cw', f.g('C')),
+      op.if_(op.ltS(f.g('kcNow'), f.g('C')), f.s('cw', f.g('kcNow'))),
+      op.call(F.packA, op.add(f.g('a'), op.shl(op.sub(f.g('k0'), op.mul(f.g('t'), f.g('C'))), op.i32(2))), op.shl(f.g('C'), op.i32(2)),
+        f.g('rowsPad'), f.g('tapTable'), f.g('cw'), f.g('t'), op.divS(f.g('kcNow'), f.g('cw')), f.g('pk')),
+      gemmChunk(f, f.g('rowsPad'), f.g('kcNow'), f.g('k0'), f.g('pk')),
+      f.s('k0', op.add(f.g('k0'), f.g('kcNow'))),
       op.br(0),
     )),
     f.s('r', op.i32(0)),
