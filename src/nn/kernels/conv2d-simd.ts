@@ -16,13 +16,6 @@ import { EngineCapacityError, GemmEngine, type ConvGeometry2d } from '../simd/ge
 import { mark, type WasmBackendInternals } from './kernel-util.js';
 
 const MIN_MACS = 2e5;
-/**
- * From this many input channels Conv2DBackpropFilter keeps the forward-conv form: the engine's
- * in-place A then steps 3 KB+ per output pixel (a page per k, k chunks cut to ~32 pixels), and
- * in-process A/B runs on DRAEM's widest layers (16² and 8², 768–1024 → 256–1024 channels, 2
- * threads) measured it 0.82–1.0× the forward-conv form (median 0.93), against 1.05–4× below.
- */
-const FILTER_GRAD_MAX_CHANNELS = 768;
 
 type WasmBackendLike = WasmBackendInternals;
 
@@ -138,10 +131,10 @@ interface BackpropInputAttrs extends BackpropAttrs {
 const isOne = (v: [number, number] | number | undefined): boolean => v === undefined || (typeof v === 'number' ? v === 1 : v.every((d) => d === 1));
 
 /**
- * Conv2DBackpropFilter on the engine (GemmEngine.conv2dFilterGrad: one GEMM reading x in place,
- * none of the transposes and pads of conv-kernels.ts' forward-conv form). NCHW, non-float32,
- * dilated, tiny calls, ≥ FILTER_GRAD_MAX_CHANNELS input channels and a dy that does not match the
- * geometry go to the kernel registered before (conv-kernels.ts), as do all calls while
+ * Conv2DBackpropFilter on the engine (GemmEngine.conv2dFilterGrad: one GEMM packing A from a
+ * padded copy of x, none of the transposes and pads of conv-kernels.ts' forward-conv form). NCHW,
+ * non-float32, dilated, tiny calls and a dy that does not match the geometry go to the kernel
+ * registered before (conv-kernels.ts), as do all calls while
  * `engine.directFilterGrad` is off.
  */
 function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
@@ -156,7 +149,7 @@ function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc
   );
   if (!tf.util.arraysEqual(info.outShape, dy.shape)) return prev(args);
   const macs = info.batchSize * info.outHeight * info.outWidth * info.outChannels * info.filterHeight * info.filterWidth * info.inChannels;
-  if (macs < minMacs || info.inChannels >= FILTER_GRAD_MAX_CHANNELS) return prev(args);
+  if (macs < minMacs) return prev(args);
   const out = backend.makeOutput([...a.filterShape], 'float32');
   const xv = backend.typedArrayFromHeap(x) as Float32Array;
   const dyv = backend.typedArrayFromHeap(dy) as Float32Array;

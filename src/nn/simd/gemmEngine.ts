@@ -37,14 +37,13 @@ const PARALLEL_MIN_MACS = 4e6;
 /** Fewer input channels than this: a tap's k loop is too short; im2col instead. */
 const IMPLICIT_MIN_CHANNELS = 8;
 /**
- * Filter gradients: at most this many k (output pixels) per chunk, so that the A lines a tile
- * reads from x's image (one 64-byte line per k) stay in L1 while every panel of dy passes, and
- * at most FILTER_GRAD_PAGES 4 KB pages of A per chunk (wide pixels: one page per k; beyond the
- * L1 TLB each k would miss it). Measured with 2 threads, 128 px 128→128: 256 / 128 per chunk
- * 19.9 / 25.5 GMAC/s; 16 px 1024→1024: 12.5 without the page cap, 23.6 with it (noisy machine).
+ * Filter gradients: at most this many k (output pixels) per chunk (packSegments packs R × k of A).
+ * Before A was packed, the GEMM read x's image in place, a cache line and at ≥ 1024 channels a
+ * page per k, which capped chunks at 128 pixels and 48 pages; packed, 512 measured best (min of 3
+ * interleaved single-thread runs over 10 DRAEM shapes: 2147 ms against 2518 at 128 and 2650
+ * before packing).
  */
-const FILTER_GRAD_KC = 128;
-const FILTER_GRAD_PAGES = 48;
+const FILTER_GRAD_KC = 512;
 /**
  * Floats per pixel of the filter gradient's image: C4, plus one cache line where C4 spans an even
  * number of lines, so that A's column stride (one pixel) is an odd number of lines and
@@ -331,10 +330,10 @@ export class GemmEngine {
    *
    * One GEMM, dW[taps·Cin, Cout] = A · dy[batch·OH·OW, Cout], without tfjs' transposes of x and
    * dy (the forward-conv form in conv-math.ts): x is copied once into a zero-padded image whose
-   * channels are padded to a multiple of 4 (C4), and A's rows are read in place from it — a tile of
-   * 4 rows is 4 adjacent channels of one tap, a column is an output pixel, k steps sw·C4 floats
-   * along an output row (gemmSegments). dy is B, packed as it lies. Blocks of filter rows go to
-   * the threads, so every element is summed by one thread in a fixed order.
+   * channels are padded to a multiple of 4 (C4), and A's tiles are packed from it per k chunk — a
+   * tile of 4 rows is 4 adjacent channels of one tap, a column is an output pixel, k steps sw·C4
+   * floats along an output row (packSegments). dy is B, packed as it lies. Blocks of filter rows go
+   * to the threads, so every element is summed by one thread in a fixed order.
    */
   conv2dFilterGrad(g: ConvGeometry2d, x: Float32Array, dy: Float32Array, out: Float32Array): void {
     if (this.disposed) throw new Error('GemmEngine: used after dispose()');
@@ -381,15 +380,13 @@ export class GemmEngine {
       }
     };
     const R = this.rowsPerBlock(M4, parallel);
-    // k chunk: whole segments, ≤ FILTER_GRAD_KC pixels, ≤ FILTER_GRAD_PAGES pages of A and a
-    // dy chunk ≤ bChunkFloats (L2)
-    const kcMax = Math.min(FILTER_GRAD_KC, Math.floor(this.bChunkFloats / (panels * NR)),
-      Math.max(16, Math.floor(FILTER_GRAD_PAGES * 4096 / (pixBytes * g.strideWidth))));
+    // k chunk: whole segments, ≤ FILTER_GRAD_KC pixels and a dy chunk ≤ bChunkFloats (L2)
+    const kcMax = Math.min(FILTER_GRAD_KC, Math.floor(this.bChunkFloats / (panels * NR)));
     const segChunk = evenChunk(nSeg, Math.max(1, Math.floor(kcMax / segLen)));
     this.execute({
       inputBytes: stageOff(0) + x.length * 4,
       writeInput,
-      scratchPerThread: R * panels * NR * 4,
+      scratchPerThread: (R * panels * NR + R * segChunk * segLen) * 4,
       filter: dy, K: Kp, N, b: { rowStride: N, colStride: 1, flipTaps: 0 }, bias: null, out, parallel, which: 2, kChunk: segChunk * segLen,
       nBlocks: Math.ceil(M4 / R),
       params: (o) => [

@@ -21,17 +21,27 @@ export const MR = 4;
 export const NR = 8;
 
 /** Function indices in the module (call targets). */
-const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4, packA: 5, convBlockImplicit: 6, gemmSegments: 7, filterGradBlock: 8, padImage: 9 } as const;
+const F = { gemm: 0, im2col: 1, finish: 2, convBlock: 3, packB: 4, packA: 5, convBlockImplicit: 6, packSegments: 7, filterGradBlock: 8, padImage: 9 } as const;
 
 /** i32.load(addr) (alignment 4, offset 0) */
 const i32Load = (addr: Code): Code => [addr, 0x28, 0x02, 0x00];
 
 /**
- * The 4×8 register tile shared by gemm and gemmSegments: 8 f32x4 accumulators (4 rows × 2
- * vectors), 2 B vectors, 1 A splat. Uses the caller's locals/params i, j, rows, panels, bp, bpan,
- * panelStride, c, cp, ldc, ap, bq, accumulate, and bend (packed) or k and kStep.
+ * gemm(rows, panels, kc, a, bp, panelStride, c, ldc, accumulate): for every 8-column panel j and
+ * every 4-row tile i, C[i.., 8j..] (+)= A[i.., 0..kc) · Bpanel_j[0..kc), with A packed (packA,
+ * packSegments: tile i at a + i·kc·4 bytes, [kc][4]). rows % 4 == 0, kc ≥ 1; panelStride, ldc in
+ * bytes. The 4×8 register tile: 8 f32x4 accumulators (4 rows × 2 vectors), 2 B vectors, 1 A
+ * splat. Tile rows outer, panels inner: the A tile stays in L1 while B's chunk streams from L2 in
+ * order.
+ *
+ * Why packed A: the 4 row splats read one pointer at constant offsets (ap + 0, 4, 8, 12) instead
+ * of base + lda·r per row, and the loop ends on bq reaching bend (no counter): fewer instructions
+ * per k step. Measured on one core with A and B in L1, 15.3 GMAC/s strided, 17.6 packed; unrolling
+ * the k loop made V8's code slower (12.2 at 2×).
  */
-function tileKit(f: Fn, relaxed: boolean) {
+function gemm(relaxed: boolean): FunctionDef {
+  const f = new Fn(['rows', 'panels', 'kc', 'a', 'bp', 'panelStride', 'c', 'ldc', 'accumulate']);
+  for (const n of ['j', 'i', 'ap', 'bq', 'bend', 'cp', 'bpan']) f.local(n);
   f.local('b0', V128);
   f.local('b1', V128);
   f.local('av', V128);
@@ -40,79 +50,44 @@ function tileKit(f: Fn, relaxed: boolean) {
   for (const n of acc) f.local(n, V128);
   const madd = (a: Code, b: Code, c: Code): Code => (relaxed ? op.f32x4RelaxedMadd(a, b, c) : op.f32x4Add(c, op.f32x4Mul(a, b)));
   const cRow = (r: number): Code => (r === 0 ? f.g('cp') : op.add(f.g('cp'), op.mul(f.g('ldc'), op.i32(r))));
-  return {
-    /**
-     * k ≥ 1 iterations of C += A[4 rows] ⊗ B[8 at bq, +32 bytes]. `packed`: A is packed ([k][4],
-     * see packA), the 4 rows are the floats at ap + 0, 4, 8, 12 and ap advances 16 bytes per k;
-     * the loop runs until bq reaches bend (one induction test, no counter). Otherwise (the filter
-     * gradient, reading x's padded image in place) the 4 rows are adjacent floats and A advances
-     * by the local `kStep` bytes per k, counting k down.
-     */
-    kLoop: (packed: boolean): Code => op.loop(
-      f.s('b0', op.v128Load(f.g('bq'))),
-      f.s('b1', op.v128Load(f.g('bq'), 16)),
-      ...Array.from({ length: MR }, (_, r) => [
-        f.s('av', op.v128Load32Splat(f.g('ap'), 4 * r)),
-        f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
-        f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
-      ]),
-      f.s('ap', op.add(f.g('ap'), packed ? op.i32(4 * MR) : f.g('kStep'))),
-      f.s('bq', op.add(f.g('bq'), op.i32(32))),
-      ...(packed
-        ? [op.brIf(0, op.ltU(f.g('bq'), f.g('bend')))]
-        : [f.s('k', op.sub(f.g('k'), op.i32(1))), op.brIf(0, f.g('k'))]),
-    ),
-    /**
-     * Tile rows outer (i += 4), panels inner (j, bpan += panelStride): the A tile stays in L1
-     * while B's chunk streams from L2 in order. `inner` runs the k loop(s) for tile (i, j) after
-     * cp is set and the accumulators initialised; the tile is stored after it.
-     */
-    overTiles: (inner: Code[]): Code[] => [
-      f.s('i', op.i32(0)),
+  const body: Code[] = [
+    f.s('i', op.i32(0)),
+    op.block(op.loop(
+      op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
+      f.s('j', op.i32(0)),
+      f.s('bpan', f.g('bp')),
       op.block(op.loop(
-        op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
-        f.s('j', op.i32(0)),
-        f.s('bpan', f.g('bp')),
-        op.block(op.loop(
-          op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
-          f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
-          ...acc.map((n) => f.s(n, op.v128Zero())),
-          op.if_(f.g('accumulate'), ...acc.map((n) => f.s(n, op.v128Load(cRow(Number(n[1])), Number(n[2]) * 16)))),
-          ...inner,
+        op.brIf(1, op.geS(f.g('j'), f.g('panels'))),
+        f.s('cp', op.add(op.add(f.g('c'), op.mul(f.g('i'), f.g('ldc'))), op.shl(f.g('j'), op.i32(5)))),
+        ...acc.map((n) => f.s(n, op.v128Zero())),
+        op.if_(f.g('accumulate'), ...acc.map((n) => f.s(n, op.v128Load(cRow(Number(n[1])), Number(n[2]) * 16)))),
+        f.s('ap', op.add(f.g('a'), op.shl(op.mul(f.g('i'), f.g('kc')), op.i32(2)))),
+        f.s('bq', f.g('bpan')),
+        f.s('bend', op.add(f.g('bpan'), op.shl(f.g('kc'), op.i32(5)))),
+        op.loop(
+          f.s('b0', op.v128Load(f.g('bq'))),
+          f.s('b1', op.v128Load(f.g('bq'), 16)),
           ...Array.from({ length: MR }, (_, r) => [
-            op.v128Store(cRow(r), f.g(`c${r}0`)),
-            op.v128Store(cRow(r), f.g(`c${r}1`), 16),
+            f.s('av', op.v128Load32Splat(f.g('ap'), 4 * r)),
+            f.s(`c${r}0`, madd(f.g('av'), f.g('b0'), f.g(`c${r}0`))),
+            f.s(`c${r}1`, madd(f.g('av'), f.g('b1'), f.g(`c${r}1`))),
           ]),
-          f.s('j', op.add(f.g('j'), op.i32(1))),
-          f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
-          op.br(0),
-        )),
-        f.s('i', op.add(f.g('i'), op.i32(MR))),
+          f.s('ap', op.add(f.g('ap'), op.i32(4 * MR))),
+          f.s('bq', op.add(f.g('bq'), op.i32(32))),
+          op.brIf(0, op.ltU(f.g('bq'), f.g('bend'))),
+        ),
+        ...Array.from({ length: MR }, (_, r) => [
+          op.v128Store(cRow(r), f.g(`c${r}0`)),
+          op.v128Store(cRow(r), f.g(`c${r}1`), 16),
+        ]),
+        f.s('j', op.add(f.g('j'), op.i32(1))),
+        f.s('bpan', op.add(f.g('bpan'), f.g('panelStride'))),
         op.br(0),
       )),
-    ],
-  };
-}
-
-/**
- * gemm(rows, panels, kc, a, bp, panelStride, c, ldc, accumulate): for every 8-column panel j and
- * every 4-row tile i, C[i.., 8j..] (+)= A[i.., 0..kc) · Bpanel_j[0..kc), with A packed by packA
- * (tile i at a + i·kc·4 bytes, [kc][4]). rows % 4 == 0, kc ≥ 1; panelStride, ldc in bytes.
- *
- * Why packed A: the 4 row splats then read one pointer at constant offsets instead of
- * base + lda·r per row, fewer instructions per k step; measured on one core with A and B in L1,
- * 15.3 GMAC/s strided, 17.6 packed.
- */
-function gemm(relaxed: boolean): FunctionDef {
-  const f = new Fn(['rows', 'panels', 'kc', 'a', 'bp', 'panelStride', 'c', 'ldc', 'accumulate']);
-  for (const n of ['j', 'i', 'ap', 'bq', 'bend', 'cp', 'bpan']) f.local(n);
-  const tile = tileKit(f, relaxed);
-  const body: Code[] = tile.overTiles([
-    f.s('ap', op.add(f.g('a'), op.shl(op.mul(f.g('i'), f.g('kc')), op.i32(2)))),
-    f.s('bq', f.g('bpan')),
-    f.s('bend', op.add(f.g('bpan'), op.shl(f.g('kc'), op.i32(5)))),
-    tile.kLoop(true),
-  ]);
+      f.s('i', op.add(f.g('i'), op.i32(MR))),
+      op.br(0),
+    )),
+  ];
   return f.def('gemm', body);
 }
 
@@ -504,35 +479,45 @@ function filterRow(f: Fn, m: Code): Code[] {
 }
 
 /**
- * gemmSegments(rows, panels, m0, G, TG, a, kStep, tapTable, segTable, s0, segs, segLen, bp,
- * panelStride, c, ldc, accumulate): the filter gradient's GEMM, dW[m, :] (+)= Σ_k A[m, k] · B[k, :],
- * with A read in place from x's zero-padded image (no transposed im2col): row m = (tap t, channel
- * ci) of the filter (filterRow), column k = output pixel. A[m, k] sits at a + tapTable[t] +
- * segTable[s] + ci·4 + j·kStep for k = s·segLen + j (segment s = one output row (n, i), j its
- * pixel), so a tile's 4 rows are 4 adjacent channels and the accumulators stay in registers across
- * segments. B = dy packed from segment s0 on.
+ * packSegments(rows, m0, G, TG, a, kStep, tapTable, segTable, s0, segs, segLen, dst): packs rows
+ * [m0, m0 + rows) of the filter gradient's A for segments [s0, s0 + segs) into dst as packA does
+ * ([rows/4][segs·segLen][4]). Row m = (tap t, channel ci) (filterRow), column k = output pixel:
+ * A[m, k] sits at a + tapTable[t] + segTable[s] + ci·4 + j·kStep for k = s·segLen + j (segment s =
+ * one output row (n, i), j its pixel), so a tile's 4 rows are 4 adjacent channels: one 16-byte
+ * copy per pixel. Why pack rather than read x's image in place: each k of a tile is another pixel,
+ * another cache line and, at ≥ 1024 channels, another page; packed once per chunk, the GEMM reads
+ * A sequentially for every panel.
  */
-function gemmSegments(relaxed: boolean): FunctionDef {
-  const f = new Fn(['rows', 'panels', 'm0', 'G', 'TG', 'a', 'kStep', 'tapTable', 'segTable', 's0', 'segs', 'segLen', 'bp',
-    'panelStride', 'c', 'ldc', 'accumulate']);
-  for (const n of ['j', 'i', 'k', 's', 't', 'ci', 'ap', 'a0', 'bq', 'cp', 'bpan']) f.local(n);
-  const tile = tileKit(f, relaxed);
-  const body: Code[] = tile.overTiles([
-    ...filterRow(f, op.add(f.g('m0'), f.g('i'))),
-    f.s('a0', op.add(op.add(f.g('a'), i32Load(op.add(f.g('tapTable'), op.shl(f.g('t'), op.i32(2))))),
-      op.shl(f.g('ci'), op.i32(2)))),
-    f.s('bq', f.g('bpan')),
-    f.s('s', f.g('s0')),
+function packSegments(): FunctionDef {
+  const f = new Fn(['rows', 'm0', 'G', 'TG', 'a', 'kStep', 'tapTable', 'segTable', 's0', 'segs', 'segLen', 'dst']);
+  for (const n of ['i', 's', 'j', 't', 'ci', 'a0', 'ap', 'd']) f.local(n);
+  const body: Code[] = [
+    f.s('d', f.g('dst')),
+    f.s('i', op.i32(0)),
     op.block(op.loop(
-      op.brIf(1, op.geS(f.g('s'), op.add(f.g('s0'), f.g('segs')))),
-      f.s('ap', op.add(f.g('a0'), i32Load(op.add(f.g('segTable'), op.shl(f.g('s'), op.i32(2)))))),
-      f.s('k', f.g('segLen')),
-      tile.kLoop(false),
-      f.s('s', op.add(f.g('s'), op.i32(1))),
+      op.brIf(1, op.geS(f.g('i'), f.g('rows'))),
+      ...filterRow(f, op.add(f.g('m0'), f.g('i'))),
+      f.s('a0', op.add(op.add(f.g('a'), i32Load(op.add(f.g('tapTable'), op.shl(f.g('t'), op.i32(2))))), op.shl(f.g('ci'), op.i32(2)))),
+      f.s('s', f.g('s0')),
+      op.block(op.loop(
+        op.brIf(1, op.geS(f.g('s'), op.add(f.g('s0'), f.g('segs')))),
+        f.s('ap', op.add(f.g('a0'), i32Load(op.add(f.g('segTable'), op.shl(f.g('s'), op.i32(2)))))),
+        f.s('j', f.g('segLen')),
+        op.loop(
+          op.v128Store(f.g('d'), op.v128Load(f.g('ap'))),
+          f.s('ap', op.add(f.g('ap'), f.g('kStep'))),
+          f.s('d', op.add(f.g('d'), op.i32(16))),
+          f.s('j', op.sub(f.g('j'), op.i32(1))),
+          op.brIf(0, f.g('j')),
+        ),
+        f.s('s', op.add(f.g('s'), op.i32(1))),
+        op.br(0),
+      )),
+      f.s('i', op.add(f.g('i'), op.i32(MR))),
       op.br(0),
     )),
-  ]);
-  return f.def('gemmSegments', body);
+  ];
+  return f.def('packSegments', body);
 }
 
 /** Parameters of filterGradBlock, in order (the engine writes them to its control block). */
@@ -543,28 +528,31 @@ export const FILTER_GRAD_PARAMS = [
 
 /**
  * filterGradBlock(...FILTER_GRAD_PARAMS, thread, block): filter-gradient rows [block·R,
- * min(M4, block·R + R)) of the M4 = taps·C4 rows (channels padded to C4): gemmSegments over the
- * nSeg segments in chunks of segChunk (dy packed chunk-major, [chunk][panel][k][8]: a chunk is
- * contiguous and stays in L2), accumulated in this
- * thread's C scratch, then each row of a real channel (ci < Cin) is written to out[t, ci, 0..N).
- * Rows go channel group by channel group (filterRow), all taps of a group together: a block then
- * reads a few cache lines of each pixel, not every line once per tap.
+ * min(M4, block·R + R)) of the M4 = taps·C4 rows (channels padded to C4): the nSeg segments in
+ * chunks of segChunk, each packed (packSegments) and through gemm (dy packed chunk-major,
+ * [chunk][panel][k][8]: a chunk is contiguous and stays in L2), accumulated in this thread's C
+ * scratch, then each row of a real channel (ci < Cin) is written to out[t, ci, 0..N). Rows go
+ * channel group by channel group (filterRow), all taps of a group together: a block then reads a
+ * few cache lines of each pixel, not every line once per tap. Scratch per thread: R·panels·8
+ * floats of C, then R·segChunk·segLen floats of packed A.
  */
 function filterGradBlock(): FunctionDef {
   const f = new Fn([...FILTER_GRAD_PARAMS, 'thread', 'block']);
-  for (const n of ['m0', 'rows', 'cs', 'ldc', 's0', 'sn', 'r', 't', 'ci']) f.local(n);
+  for (const n of ['m0', 'rows', 'cs', 'pk', 'ldc', 's0', 'sn', 'r', 't', 'ci']) f.local(n);
   const body: Code[] = [
     f.s('m0', op.mul(f.g('block'), f.g('R'))),
     ...clampRows(f, f.g('m0'), f.g('M4')),
     f.s('cs', threadScratch(f)),
     f.s('ldc', op.shl(f.g('panels'), op.i32(5))),
+    f.s('pk', op.add(f.g('cs'), op.mul(f.g('R'), f.g('ldc')))),
     f.s('s0', op.i32(0)),
     op.block(op.loop(
       op.brIf(1, op.geS(f.g('s0'), f.g('nSeg'))),
       f.s('sn', op.sub(f.g('nSeg'), f.g('s0'))),
       op.if_(op.ltS(f.g('segChunk'), f.g('sn')), f.s('sn', f.g('segChunk'))),
-      op.call(F.gemmSegments, f.g('rows'), f.g('panels'), f.g('m0'), f.g('G'), f.g('TG'), f.g('xpad'), f.g('kStep'), f.g('tapTable'),
-        f.g('segTable'), f.g('s0'), f.g('sn'), f.g('segLen'),
+      op.call(F.packSegments, f.g('rows'), f.g('m0'), f.g('G'), f.g('TG'), f.g('xpad'), f.g('kStep'), f.g('tapTable'),
+        f.g('segTable'), f.g('s0'), f.g('sn'), f.g('segLen'), f.g('pk')),
+      op.call(F.gemm, f.g('rows'), f.g('panels'), op.mul(f.g('sn'), f.g('segLen')), f.g('pk'),
         op.add(f.g('bp'), op.mul(op.mul(f.g('s0'), f.g('segLen')), f.g('ldc'))),
         op.shl(op.mul(f.g('sn'), f.g('segLen')), op.i32(5)), f.g('cs'), f.g('ldc'), f.g('s0')),
       f.s('s0', op.add(f.g('s0'), f.g('sn'))),
@@ -635,6 +623,6 @@ function padImage(): FunctionDef {
 /** The module's bytes; `relaxed` selects f32x4.relaxed_madd (FMA) over mul + add. */
 export function gemmModuleBytes(relaxed: boolean): Uint8Array<ArrayBuffer> {
   const fns = [gemm(relaxed), im2col(), finish(), convBlock(), packB(), packA(), convBlockImplicit(),
-    gemmSegments(relaxed), filterGradBlock(), padImage()];
+    packSegments(), filterGradBlock(), padImage()];
   return encodeModule(fns);
 }
