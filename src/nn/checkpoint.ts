@@ -162,10 +162,5 @@ export function checkpointSequential<T extends tf.Tensor>(seq: Sequential<T>, x:
 
 /** `layers` applied in order, as one checkpointed piece (scope: the layers). */
 export function checkpointLayers<T extends tf.Tensor>(layers: readonly Layer<T, T>[], x: T): T {
-  return checkpoint((t: T) => callLayers(layers, t), [x] as [T], layers);
-}
-
-/** `layers` applied in order (Sequential.forward without a Sequential), disposing what it made. */
-export function callLayers<T extends tf.Tensor>(layers: readonly Layer<T, T>[], x: T): T {
-  return runLayers(layers, x);
+  return checkpoint((t: T) => runLayers(layers, t), [x] as [T], layers);
 }

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
 import { Conv2d } from '../../nn/layers/conv.js';
-import { Sequential } from '../../nn/layers/sequential.js';
+import { runLayers, Sequential } from '../../nn/layers/sequential.js';
 import { catChannels, doubleConv, downPool, upConvBnRelu } from '../../nn/layers/unetBlocks.js';
-import { callLayers, checkpoint, isRecordingGradients } from '../../nn/checkpoint.js';
+import { checkpoint, isRecordingGradients } from '../../nn/checkpoint.js';
 import { Layer } from '../../nn/module.js';
 
 /**
@@ -47,11 +47,11 @@ function runBlock(mode: DraemCheckpointing, seq: Sequential<tf.Tensor4D>, x: tf.
   const pieces = mode === 'layer' && ls.length === 6 ? [ls.slice(0, 3), ls.slice(3)] : [ls];
   const first = pieces[0];
   let y: tf.Tensor4D;
-  if (skip) y = checkpoint((a: tf.Tensor4D, b: tf.Tensor4D) => callLayers(first, catChannels([a, b])), [x, skip], first);
-  else if (pre) y = checkpoint((a: tf.Tensor4D) => callLayers([...pre.layers, ...first], a), [x], [pre, ...first]);
-  else y = checkpoint((a: tf.Tensor4D) => callLayers(first, a), [x], first);
+  if (skip) y = checkpoint((a: tf.Tensor4D, b: tf.Tensor4D) => runLayers(first, catChannels([a, b])), [x, skip], first);
+  else if (pre) y = checkpoint((a: tf.Tensor4D) => runLayers([...pre.layers, ...first], a), [x], [pre, ...first]);
+  else y = checkpoint((a: tf.Tensor4D) => runLayers(first, a), [x], first);
   for (const p of pieces.slice(1)) {
-    const next = checkpoint((a: tf.Tensor4D) => callLayers(p, a), [y], p);
+    const next = checkpoint((a: tf.Tensor4D) => runLayers(p, a), [y], p);
     y.dispose();
     y = next;
   }

@@ -1,10 +1,10 @@
 /**
  * wasm Conv2D, FusedConv2D, BatchMatMul, Conv2DBackpropFilter and (stride 1) Conv2DBackpropInput
- * kernels on our own SIMD GEMM
- * (src/nn/simd): relaxed-SIMD FMA and worker threads, 1.3–2× XNNPACK's forward conv per core here
- * (docs/performance.md). The input gradient (conv-kernels.ts) is itself a forward convolution, so
- * it gains too; the filter gradient is one GEMM of its own on the engine, because its
- * forward-conv form spends a quarter of its time in tfjs' single-threaded transposes.
+ * kernels on our own SIMD GEMM (src/nn/simd): relaxed-SIMD FMA and worker threads, about twice
+ * XNNPACK's forward conv per core here (docs/performance.md). The stride-1 input gradient is one
+ * engine conv with the flipped filter; the filter gradient is one GEMM of its own on the engine,
+ * because its forward-conv form spends a quarter of its time in tfjs' single-threaded transposes.
+ * Strided input gradients keep conv-kernels.ts' forward-conv form, whose convs run here too.
  *
  * Cases the engine does not take fall through to wasm's own kernel: NCHW, non-float32, FusedConv2D
  * with an activation other than linear/relu or a bias that is not one value per channel, and
@@ -16,8 +16,6 @@ import { EngineCapacityError, GemmEngine, type ConvGeometry2d } from '../simd/ge
 import { mark, type WasmBackendInternals } from './kernel-util.js';
 
 const MIN_MACS = 2e5;
-
-type WasmBackendLike = WasmBackendInternals;
 
 interface ConvAttrs {
   strides: [number, number] | number;
@@ -56,7 +54,7 @@ function simdConv(
   fused: boolean,
 ): tf.TensorInfo | tf.TensorInfo[] {
   const { inputs, attrs } = args;
-  const backend = args.backend as unknown as WasmBackendLike;
+  const backend = args.backend as unknown as WasmBackendInternals;
   const a = attrs as unknown as ConvAttrs;
   const x = inputs.x as tf.TensorInfo;
   const filter = inputs.filter as tf.TensorInfo;
@@ -94,7 +92,7 @@ export function simdCapacityFallbacks(): number {
  * frees `out` and runs the fallback kernel instead, with one warning per process.
  */
 function orFallback(
-  backend: WasmBackendLike, out: tf.TensorInfo, fallback: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0], run: () => void,
+  backend: WasmBackendInternals, out: tf.TensorInfo, fallback: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0], run: () => void,
 ): tf.TensorInfo | tf.TensorInfo[] {
   try {
     run();
@@ -134,12 +132,11 @@ const isOne = (v: [number, number] | number | undefined): boolean => v === undef
  * Conv2DBackpropFilter on the engine (GemmEngine.conv2dFilterGrad: one GEMM packing A from a
  * padded copy of x, none of the transposes and pads of conv-kernels.ts' forward-conv form). NCHW,
  * non-float32, dilated, tiny calls and a dy that does not match the geometry go to the kernel
- * registered before (conv-kernels.ts), as do all calls while
- * `engine.directFilterGrad` is off.
+ * registered before (conv-kernels.ts), as do all calls while `engine.directFilterGrad` is off.
  */
 function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
   const a = args.attrs as unknown as BackpropFilterAttrs;
-  const backend = args.backend as unknown as WasmBackendLike;
+  const backend = args.backend as unknown as WasmBackendInternals;
   const x = args.inputs.x as tf.TensorInfo;
   const dy = args.inputs.dy as tf.TensorInfo;
   if (!engine.directFilterGrad || (a.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || dy.dtype !== 'float32'
@@ -157,17 +154,17 @@ function simdFilterGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc
     engine.conv2dFilterGrad(geometry(info), xv, dyv, backend.typedArrayFromHeap(out) as Float32Array));
 }
 
-
 /**
  * Conv2DBackpropInput for stride 1, dilation 1 on the engine: dx = dy ⋆ W' as ONE forward conv,
  * W'[a, b, co, ci] = W[kh−1−a, kw−1−b, ci, co] (flipped taps, swapped channels; the engine packs
  * it straight from W: rearranging it in JS first cost more than the conv itself at 4×4×512) with
- * padding kh−1−top, kw−1−left, so the engine's implicit GEMM pads dy itself. conv-kernels.ts' form needs a tf.pad of dy, a selection matMul for the flip and a
- * transpose per call (7 % of the DRAEM cpu-profile step). Strided and the rest: the previous kernel.
+ * padding kh−1−top, kw−1−left, so the engine's implicit GEMM pads dy itself. conv-kernels.ts'
+ * form needs a tf.pad of dy, a selection matMul for the flip and a transpose per call (7 % of the
+ * DRAEM cpu-profile step). Strided and the rest: the previous kernel.
  */
 function simdInputGrad(engine: GemmEngine, minMacs: number, prev: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
   const a = args.attrs as unknown as BackpropInputAttrs;
-  const backend = args.backend as unknown as WasmBackendLike;
+  const backend = args.backend as unknown as WasmBackendInternals;
   const dy = args.inputs.dy as tf.TensorInfo;
   const filter = args.inputs.filter as tf.TensorInfo;
   if (!engine.directInputGrad || (a.dataFormat ?? 'NHWC') !== 'NHWC' || dy.dtype !== 'float32' || filter.dtype !== 'float32' || !isOne(a.strides) || !isOne(a.dilations)
@@ -204,7 +201,7 @@ interface MatMulAttrs {
  */
 function simdMatMul(engine: GemmEngine, minMacs: number, inner: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
   const { transposeA, transposeB } = args.attrs as unknown as MatMulAttrs;
-  const backend = args.backend as unknown as WasmBackendLike;
+  const backend = args.backend as unknown as WasmBackendInternals;
   const a = args.inputs.a as tf.TensorInfo;
   const b = args.inputs.b as tf.TensorInfo;
   if (transposeA || a.dtype !== 'float32' || b.dtype !== 'float32' || b.shape.length < 2) return inner(args);
@@ -232,10 +229,10 @@ export function simdConvEngine(): GemmEngine | null {
 }
 
 /**
- * Replaces wasm's Conv2D, FusedConv2D, BatchMatMul and Conv2DBackpropFilter by the SIMD GEMM
- * versions (keeping the kernels registered before as the fallback; call after
- * registerWasmTrainingKernels, whose Conv2DBackpropFilter becomes the fallback: without it that
- * kernel is left alone). No-op without the wasm backend package or when already installed.
+ * Replaces wasm's Conv2D, FusedConv2D, BatchMatMul, Conv2DBackpropFilter and Conv2DBackpropInput
+ * by the SIMD GEMM versions (keeping the kernels registered before as the fallback; call after
+ * registerWasmTrainingKernels, whose conv gradients become the fallbacks: without them those
+ * kernels are left alone). No-op without the wasm backend package or when already installed.
  * Returns the engine.
  * `minMacs`: smaller convolutions keep XNNPACK (tests set 0 to route everything through the engine).
  */

@@ -5,8 +5,6 @@ import { Layer, Module } from '../module.js';
 import { Conv2d, ConvTranspose2d } from './conv.js';
 import { BatchNorm2d } from './norm.js';
 import { ReLU, Sequential, maxPool2d } from './sequential.js';
-
-export { ReLU };
 import { resizeBilinear } from './smoothing.js';
 
 /**

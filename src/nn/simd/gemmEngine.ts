@@ -445,20 +445,18 @@ export class GemmEngine {
    */
   private packChunks(src: number, K: number, N: number, b: BLayout, kChunk: number, dst: number): void {
     const panelFloats = Math.ceil(N / NR) * NR;
+    // unflipped B is one "tap" of K rows; a flipped one is packed tap by tap from the mirrored tap
+    // (chunks hold whole taps or part of one: tapAlignedChunk)
+    const C = b.flipTaps > 0 ? K / b.flipTaps : K;
     for (let k0 = 0; k0 < K; k0 += kChunk) {
       const rows = Math.min(kChunk, K - k0);
       const chunk = dst + k0 * panelFloats * 4;
-      if (b.flipTaps === 0) {
-        this.ex.packB(src + k0 * b.rowStride * 4, rows, N, b.rowStride, b.colStride, chunk, rows * NR * 4);
-        continue;
-      }
-      // one packB per tap in the chunk (whole taps, or part of one: tapAlignedChunk), read from the mirrored tap
-      const C = K / b.flipTaps;
       for (let k = k0; k < k0 + rows;) {
         const t = Math.floor(k / C);
         const c0 = k - t * C;
         const n = Math.min(C - c0, k0 + rows - k);
-        this.ex.packB(src + ((b.flipTaps - 1 - t) * C * N + c0 * b.rowStride) * 4, n, N, b.rowStride, b.colStride, chunk + (k - k0) * NR * 4, rows * NR * 4);
+        const tapBase = b.flipTaps > 0 ? (b.flipTaps - 1 - t) * C * N : 0;
+        this.ex.packB(src + (tapBase + c0 * b.rowStride) * 4, n, N, b.rowStride, b.colStride, chunk + (k - k0) * NR * 4, rows * NR * 4);
         k += n;
       }
     }
@@ -639,7 +637,7 @@ export class GemmEngine {
       filter, filterKey, K, N, b, bias, out, parallel, which: 1, kChunk: kc,
       nBlocks: g.batch * blocksPerImage * panelBlocks,
       params: (o) => [
-        o.inOff, Hp, Wp, C, taps, kc, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,
+        o.inOff, Hp, Wp, C, kc, tapsOff(o.inOff), g.outHeight, g.outWidth, blocksPerImage,
         K, N, panels, R, PB, panelBlocks, o.bpOff, o.biasOff, relu ? 1 : 0, o.outOff, o.scratchOff, o.scratchStride,
       ],
     });

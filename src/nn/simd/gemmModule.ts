@@ -399,10 +399,9 @@ function packB(): FunctionDef {
   return f.def('packB', body);
 }
 
-
 /** Parameters of convBlockImplicit, in order (the engine writes them to its control block). */
 export const IMPLICIT_PARAMS = [
-  'xpad', 'Hp', 'Wp', 'C', 'taps', 'kc', 'tapTable', 'OH', 'OW', 'blocksPerImage',
+  'xpad', 'Hp', 'Wp', 'C', 'kc', 'tapTable', 'OH', 'OW', 'blocksPerImage',
   'K', 'N', 'panels', 'R', 'PB', 'panelBlocks', 'bp', 'bias', 'relu', 'out', 'scratch', 'scratchStride',
 ] as const;
 
@@ -432,8 +431,8 @@ function convBlockImplicit(): FunctionDef {
     // [t, t + kcNow / cw) of cw = C channels, or channels [k0 − t·C, + kcNow) of tap t.
     f.s('k0', op.i32(0)),
     op.block(op.loop(
-      op.brIf(1, op.geS(f.g('k0'), op.mul(f.g('taps'), f.g('C')))),
-      f.s('kcNow', op.sub(op.mul(f.g('taps'), f.g('C')), f.g('k0'))),
+      op.brIf(1, op.geS(f.g('k0'), f.g('K'))),
+      f.s('kcNow', op.sub(f.g('K'), f.g('k0'))),
       op.if_(op.ltS(f.g('kc'), f.g('kcNow')), f.s('kcNow', f.g('kc'))),
       f.s('t', op.divS(f.g('k0'), f.g('C'))),
       f.s('cw', f.g('C')),

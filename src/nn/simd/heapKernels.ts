@@ -19,15 +19,13 @@ export const CHANNEL_AFFINE = 'AdbenchChannelAffine';
 export const ADAM_STEP = 'AdbenchAdamStep';
 export const AFFINE_RELU_GRAD = 'AdbenchAffineReluGrad';
 
-type WasmBackendLike = WasmBackendInternals;
-
 type Args = Parameters<tf.KernelFunc>[0];
 
-function wasmBackend(args: Args): WasmBackendLike {
-  return args.backend as unknown as WasmBackendLike;
+function wasmBackend(args: Args): WasmBackendInternals {
+  return args.backend as unknown as WasmBackendInternals;
 }
 
-const off = (b: WasmBackendLike, t: tf.TensorInfo): number => b.getMemoryOffset(t.dataId) >>> 0;
+const off = (b: WasmBackendInternals, t: tf.TensorInfo): number => b.getMemoryOffset(t.dataId) >>> 0;
 
 /** The axes as [0, k) with 0 < k < rank, else null (not a leading-axes reduction). */
 function leadingAxes(axis: number | number[], shape: number[]): number | null {
@@ -44,7 +42,7 @@ const instances = new WeakMap<WebAssembly.Memory, HeapExports>();
  * again (tf.removeBackend + re-registration) has a new heap, and an instance bound to the old one
  * would read and write the wrong memory.
  */
-function exportsFor(b: WasmBackendLike): HeapExports {
+function exportsFor(b: WasmBackendInternals): HeapExports {
   const memory = b.wasm.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error('heap kernels: the wasm backend does not export its memory');
   let ex = instances.get(memory);
@@ -57,7 +55,7 @@ function exportsFor(b: WasmBackendLike): HeapExports {
 }
 
 /** `floats` floats of scratch on the heap for the duration of `run`. */
-function withScratch<T>(b: WasmBackendLike, floats: number, run: (ptr: number) => T): T {
+function withScratch<T>(b: WasmBackendInternals, floats: number, run: (ptr: number) => T): T {
   const ptr = b.wasm._malloc(Math.max(16, floats * 4)) >>> 0;
   try {
     return run(ptr);
@@ -66,7 +64,7 @@ function withScratch<T>(b: WasmBackendLike, floats: number, run: (ptr: number) =
   }
 }
 
-function columnReduce(ex: HeapExports, b: WasmBackendLike, x: tf.TensorInfo, y: tf.TensorInfo | null, k: number, keepDims: boolean, mean: boolean): tf.TensorInfo {
+function columnReduce(ex: HeapExports, b: WasmBackendInternals, x: tf.TensorInfo, y: tf.TensorInfo | null, k: number, keepDims: boolean, mean: boolean): tf.TensorInfo {
   const M = tf.util.sizeFromShape(x.shape.slice(0, k));
   const C = tf.util.sizeFromShape(x.shape.slice(k));
   const outShape = keepDims ? [...x.shape.slice(0, k).map(() => 1), ...x.shape.slice(k)] : x.shape.slice(k);
@@ -110,7 +108,7 @@ const isTwo = (v: number | [number, number]): boolean => (Array.isArray(v) ? v[0
  * [2,16,16,8] input, 2×2 stride 2, with 6 % of the gradient mass missing (tmp check, 2026-11-28).
  * 2×2 stride-2 unpadded pools run the SIMD kernel; others this scalar loop.
  */
-function maxPoolGradGeneric(b: WasmBackendLike, dy: tf.TensorInfo, input: tf.TensorInfo, a: PoolGradAttrs): tf.TensorInfo {
+function maxPoolGradGeneric(b: WasmBackendInternals, dy: tf.TensorInfo, input: tf.TensorInfo, a: PoolGradAttrs): tf.TensorInfo {
   const info = tf.backend_util.computePool2DInfo(
     input.shape as [number, number, number, number], a.filterSize, a.strides, 1,
     a.pad as 'valid' | 'same' | number, a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
@@ -315,7 +313,7 @@ export function heapKernelsInstalled(): boolean {
  */
 export function installHeapKernels(): boolean {
   if (heapKernelsInstalled()) return true;
-  const backend = tf.findBackend('wasm') as unknown as WasmBackendLike | null;
+  const backend = tf.findBackend('wasm') as unknown as WasmBackendInternals | null;
   const memory = backend?.wasm?.asm?.memory;
   const nativeSum = tf.getKernel(tf.Sum, 'wasm');
   const nativeMean = tf.getKernel(tf.Mean, 'wasm');
@@ -323,7 +321,7 @@ export function installHeapKernels(): boolean {
   const nativeConcat = tf.getKernel(tf.Concat, 'wasm');
   const nativeSplit = tf.getKernel(tf.SplitV, 'wasm');
   if (!(memory instanceof WebAssembly.Memory) || !nativeSum || !nativeMean || !nativePoolGrad || !nativeConcat || !nativeSplit) return false;
-  exportsFor(backend as WasmBackendLike);
+  exportsFor(backend as WasmBackendInternals);
   const replaced: tf.KernelConfig[] = [];
   const replace = (prev: tf.KernelConfig, kernelFunc: tf.KernelFunc) => {
     tf.unregisterKernel(prev.kernelName, 'wasm');
