@@ -45,7 +45,7 @@ import { type Layer, type Module, whileRecomputing } from './module.js';
  */
 
 interface EngineState {
-  activeTape: { inputs: Record<string, tf.Tensor> }[] | null;
+  activeTape: { inputs: Record<string, tf.Tensor>; saved?: tf.Tensor[] }[] | null;
   gradientDepth: number;
   activeScope: { id: number } | null;
 }
@@ -85,11 +85,13 @@ export function checkpoint<I extends tf.Tensor[], O extends tf.Tensor>(fn: (...x
     const dyOwned = !dy.kept && backwardScope !== undefined && (dy as unknown as { scopeId?: number }).scopeId === backwardScope;
     const snapshot = buffers.map((b) => b.clone());
     let grads: tf.Tensor[];
+    let innerTape: EngineState['activeTape'] = null;
     try {
       if (ownTape) st.activeTape = null;
       grads = whileRecomputing(() =>
         tf.tidy(() => {
           const { grads: g } = tf.engine().gradients(() => {
+            innerTape = st.activeTape;
             const y = fn(...xs);
             if (ownTape) checkCapturedVariables(st.activeTape ?? [], targets);
             return y;
@@ -98,6 +100,11 @@ export function checkpoint<I extends tf.Tensor[], O extends tf.Tensor>(fn: (...x
           return targets.map((t, i) => g[i] ?? tf.zeros(t.shape, 'float32'));
         }),
       );
+    } catch (e) {
+      // tfjs frees a tape's saved tensors (kept, so no tidy frees them) only when its backward
+      // pass completes; an error aborts both the recomputation's and the outer backward pass.
+      if (ownTape) for (const tape of [innerTape, outerTape]) for (const node of tape ?? []) tf.dispose(node.saved ?? []);
+      throw e;
     } finally {
       if (ownTape) st.activeTape = outerTape;
       buffers.forEach((b, i) => b.assign(snapshot[i]));
