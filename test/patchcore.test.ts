@@ -40,13 +40,18 @@ async function run(backbone: string, init: 'pretrained' | 'random', out: string)
 describe('PatchCore end to end', () => {
   it.skipIf(!existsSync(sharedDarknet))('separates synthetic defects from normals with pretrained Tiny Darknet (AUROC > 0.9) and writes the run folder', async () => {
     const r = await run('tiny_darknet', 'pretrained', 'run-darknet');
+    // Deterministic (data seed 3, run seed 0, wasm): image AUROC 0.967, pixel AUROC 0.954 today;
+    // a 25 % drop (0.73 / 0.72) fails both floors.
     expect(r.metrics.image.auroc).toBeGreaterThan(0.9);
-    expect(r.metrics.pixel.auroc).toBeGreaterThan(0.85);
+    expect(r.metrics.pixel.auroc).toBeGreaterThan(0.9);
     for (const f of ['config.json', 'metrics.json', 'scores.csv', 'report.md', 'costs.json', 'power-trace.csv', 'macs.csv', 'power.png']) {
       expect(existsSync(join(r.runDir, f)), f).toBe(true);
     }
     const metrics = JSON.parse(readFileSync(join(r.runDir, 'metrics.json'), 'utf8'));
-    for (const k of ['auroc', 'ap']) expect(metrics.image[k]).toBeGreaterThanOrEqual(0);
+    // metrics.json carries this run's numbers, not placeholders.
+    expect(metrics.image.auroc).toBe(r.metrics.image.auroc);
+    expect(metrics.image.ap).toBe(r.metrics.image.ap);
+    expect(metrics.pixel.auroc).toBe(r.metrics.pixel.auroc);
     for (const k of ['threshold', 'precision', 'recall', 'f1']) {
       expect(metrics.calibrated).toHaveProperty(k);
       expect(metrics.oracle).toHaveProperty(k);
@@ -64,8 +69,10 @@ describe('PatchCore end to end', () => {
     const r = await run('resnet18', 'random', 'run-random');
     const report = readFileSync(join(r.runDir, 'report.md'), 'utf8');
     expect(report).toContain('random-init backbone');
-    // Better than chance even with random features: defects are local outliers.
+    // Better than chance even with random features: defects are local outliers. Image AUROC 0.713
+    // and pixel AUROC 0.888 today (deterministic); a 25 % drop (0.53 / 0.67) fails the floors.
     expect(r.metrics.image.auroc).toBeGreaterThan(0.6);
+    expect(r.metrics.pixel.auroc).toBeGreaterThan(0.75);
     const rng = new Rng(1);
     const images = Array.from({ length: 2 }, () => ({ data: Float32Array.from({ length: 64 * 64 * 3 }, () => rng.next()), h: 64, w: 64, c: 3 as const }));
     const src = new InMemoryImageSource(['a', 'b'], images);

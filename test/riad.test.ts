@@ -348,7 +348,10 @@ describe('RIAD training (tiny configuration)', () => {
     const p = r.predict(x);
     const scores = Array.from(await p.scores.data());
     const auc = auroc(scores, [...good.map(() => 0), ...bad.map(() => 1)]);
-    expect(auc).toBeGreaterThan(0.75);
+    // Deterministic on wasm. Init/run seeds 1-4 today: AUROC 0.958/0.979/0.938/0.958, last/first
+    // loss 0.51/0.66/0.52/0.59 (seed 1 runs here). The floor sits below every seed with margin
+    // and fails a 25 % drop (0.72).
+    expect(auc).toBeGreaterThan(0.85);
     tf.dispose([x, p.scores, p.maps]);
     r.dispose();
   });
