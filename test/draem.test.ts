@@ -178,15 +178,33 @@ describe('DRAEM profiles and method definition', () => {
   });
 });
 
+/**
+ * Image AUROC on a fixed synthetic texture test set: 24 normals and 6 of each defect (24); one
+ * batch. Bigger than the 16 images the memory checks use: at 16 a single swapped pair moved the
+ * AUROC by 1/64 and seed noise dominated.
+ */
+function textureAuroc(d: Draem, size: number): number {
+  const good = Array.from({ length: 24 }, (_, i) => renderSyntheticSample('synthetic_texture', 'test', 'good', i, { size, seed: 5 }).image);
+  const bad = SYNTHETIC_DEFECTS.flatMap((k) => [0, 1, 2, 3, 4, 5].map((i) => renderSyntheticSample('synthetic_texture', 'test', k, i, { size, seed: 5 }).image));
+  const all = [...good, ...bad];
+  const x = new InMemoryImageSource(all.map((_, i) => `t${i}`), all.map((data) => ({ data, h: size, w: size, c: 3 as const }))).batch(0, all.length);
+  const p = d.predict(x);
+  const scores = Array.from(p.scores.dataSync());
+  tf.dispose([x, p.scores, p.maps]);
+  return auroc(scores, [...good.map(() => 0), ...bad.map(() => 1)]);
+}
+
 describe('DRAEM training loop on the shared trainer', () => {
   it('learns: loss falls and planted synthetic defects outscore normals; tensor count flat over steps and predicts', async () => {
-    // 32 px texture, widths 8/8, 50 steps of 24: 50-100 s of wasm on a loaded 2-core box.
+    // 32 px texture, widths 8/8, 50 steps of 24: ~20 s of wasm per run on 2 idle cores, two runs.
     // Learning is sped up for the test only: lr 5e-3, a quarter clean samples instead of half and
     // Perlin scales up to 8 (blobs, not 1-px speckle at 32 px). Deterministic given the seeds.
-    // 25 steps were not enough: over init seeds 1-4 the AUROC below was 0.91/0.44/0.42/0.22 with
-    // the op-chain BatchNorm and 0.58/0.27/0.53/0.63 with the fused one (float rounding alone sends
-    // these tiny nets elsewhere). After 50 steps, seeds 1-3: 0.63/0.94/0.73 (op chain) and
-    // 0.97/0.91/0.84 (fused, what runs now).
+    // Float rounding alone sends these tiny nets elsewhere (the op-chain and the fused BatchNorm
+    // gave different AUROCs at the same seed; the single-run 0.969 recorded earlier became 0.797
+    // after later kernel changes), so the bar is on the mean of two seeds on 48 test images.
+    // Today (textureAuroc, init/run seeds 1-4): 0.865/0.873/0.828/0.714 (colour spots are near
+    // chance at this size, the other defects 0.6-1.0); the mean of seeds 1-2 is 0.869, and every
+    // pair of the four has a mean >= 0.77. Floor 0.75: a 25 % drop (0.65) fails it.
     const size = 32;
     const counts: number[] = [];
     const cfg = tinyConfig({
@@ -202,6 +220,7 @@ describe('DRAEM training loop on the shared trainer', () => {
     expect(tf.memory().numTensors).toBe(before); // optimizer disposed, no batch left over
     const terms = d.lastFit!.epochTerms;
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    // last/first loss 0.53/0.61/0.55/0.54 over seeds 1-4
     expect(mean(terms.slice(-5).map((t) => t.total))).toBeLessThan(0.7 * mean(terms.slice(0, 3).map((t) => t.total)));
 
     const good = Array.from({ length: 8 }, (_, i) => renderSyntheticSample('synthetic_texture', 'test', 'good', i, { size, seed: 5 }));
@@ -210,22 +229,23 @@ describe('DRAEM training loop on the shared trainer', () => {
     const test = new InMemoryImageSource(all.map((_, i) => `t${i}`), all.map((s) => ({ data: s.image, h: size, w: size, c: 3 as const })));
     const x = test.batch(0, test.length);
     const after: number[] = [];
-    let scores: number[] = [];
     for (let i = 0; i < 3; i++) {
       const p = d.predict(x);
       expect(p.scores.shape).toEqual([16]);
       expect(p.maps.shape).toEqual([16, size, size]);
-      scores = Array.from(p.scores.dataSync());
       tf.dispose([p.scores, p.maps]);
       after.push(tf.memory().numTensors);
     }
     expect(new Set(after).size).toBe(1);
     x.dispose();
-    const a = auroc(scores, [...good.map(() => 0), ...bad.map(() => 1)]);
-    // 0.969 today (deterministic on wasm); short DRAEM runs are noisy, so the bar leaves room for
-    // upstream changes to the trainer or the simulator.
-    expect(a).toBeGreaterThan(0.7);
+    const a1 = textureAuroc(d, size);
     trained = { model: d, x: test.batch(0, 4), cfg };
+
+    const second = build(cfg, {}, 2);
+    await second.fit(syntheticSource(24, size), { rng: new Rng(12), log: quietLog, runDir: runDir('learn-2') });
+    const a2 = textureAuroc(second, size);
+    second.dispose();
+    expect((a1 + a2) / 2, `AUROC seeds 1, 2: ${a1}, ${a2}`).toBeGreaterThan(0.75);
   });
 
   it('a run killed mid-epoch resumes from its last checkpoint and continues bit-exactly (every later loss, final weights)', async () => {
