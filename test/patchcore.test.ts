@@ -30,6 +30,8 @@ async function run(backbone: string, init: 'pretrained' | 'random', out: string)
   const method = getMethod('patchcore');
   // 14 images x 64 patches: the cpu profile's 1% coreset would keep 8 vectors; use the paper's 10%.
   const config = method.resolveConfig('cpu', { imageSize: 64, backbone, set: { coresetRatio: '0.1' } });
+  // NB: a synthetic_* category always resolves to prepareDataset's own default-option copy
+  // (./data/synthetic, seed 0, 60 train images), not the small set generated into `dir` above.
   const dataset = await prepareDataset({ category: 'synthetic_object', data: dir, seed: 0 });
   return trainAndEvaluate({
     method, config, profile: 'cpu', dataset, backend, seed: 0, runDir: join(dir, out), backboneInit: init,
@@ -40,7 +42,7 @@ async function run(backbone: string, init: 'pretrained' | 'random', out: string)
 describe('PatchCore end to end', () => {
   it.skipIf(!existsSync(sharedDarknet))('separates synthetic defects from normals with pretrained Tiny Darknet (AUROC > 0.9) and writes the run folder', async () => {
     const r = await run('tiny_darknet', 'pretrained', 'run-darknet');
-    // Deterministic (data seed 3, run seed 0, wasm): image AUROC 0.967, pixel AUROC 0.954 today;
+    // Deterministic (run seed 0, wasm): image AUROC 0.967, pixel AUROC 0.954 today;
     // a 25 % drop (0.73 / 0.72) fails both floors.
     expect(r.metrics.image.auroc).toBeGreaterThan(0.9);
     expect(r.metrics.pixel.auroc).toBeGreaterThan(0.9);
