@@ -23,7 +23,10 @@ beforeAll(async () => {
   await generateSyntheticCategory('synthetic_object', dir, { size: 64, seed: 3, nTrain: 14, nTestGood: 6, nPerDefect: 3 });
 });
 
+const savedTorchHome = process.env.TORCH_HOME;
 afterAll(() => {
+  if (savedTorchHome === undefined) delete process.env.TORCH_HOME;
+  else process.env.TORCH_HOME = savedTorchHome;
   rmSync(dir, { recursive: true, force: true });
 });
 
