@@ -94,6 +94,7 @@ runCli(async () => {
     backboneInit,
     weightsPath: argv.weights,
     backboneChoice: backbone?.reason,
+    backboneFallback: backbone?.fallback,
     weightsDir: argv['weights-dir'],
     resume: argv.resume,
     calibration: parseCalibrationRule(argv.calibration),

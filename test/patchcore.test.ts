@@ -41,7 +41,7 @@ async function run(backbone: string | undefined, init: 'pretrained' | 'random', 
   const dataset = await prepareDataset({ category: 'synthetic_object', data: dir, seed: 0 });
   const r = await trainAndEvaluate({
     method, config, profile: 'cpu', dataset, backend, seed: 0, runDir: join(dir, out), backboneInit: init, weightsDir,
-    backboneChoice: choice?.reason, heatmaps: 1, inferenceRepeats: 1, cacheDir: null, log: () => {}, warn: () => {},
+    backboneChoice: choice?.reason, backboneFallback: choice?.fallback, heatmaps: 1, inferenceRepeats: 1, cacheDir: null, log: () => {}, warn: () => {},
   });
   return { ...r, choice, config };
 }
@@ -76,7 +76,7 @@ describe('PatchCore end to end', () => {
     expect(metrics.backboneChoice).toMatch(/no wide_resnet50_2 weights on disk.*Tiny Darknet shipped/);
     const report = readFileSync(join(r.runDir, 'report.md'), 'utf8');
     expect(report).toContain('Synthetic');
-    expect(report).toContain('Tiny Darknet shipped');
+    expect(report).toContain('**Stand-in backbone**: no wide_resnet50_2 weights on disk');
     r.detector.dispose();
   });
 

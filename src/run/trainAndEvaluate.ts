@@ -31,6 +31,8 @@ export interface RunOptions {
   weightsDir?: string;
   /** How the backbone was chosen (resolveRunConfig), recorded in config.json, metrics.json and report.md. */
   backboneChoice?: string;
+  /** The chosen backbone stands in for the method's paper backbone (a warning line in report.md). */
+  backboneFallback?: boolean;
   resume?: boolean;
   calibration?: CalibrationRule;
   /** kg CO2 per kWh (default 0.475, as the paper) and PUE (default 1.0). */
@@ -200,6 +202,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     seed: o.seed,
     dataSource: dataset.dataSource,
     backboneInit: metricsJson.backboneInit,
+    backboneFallback: o.backboneFallback ? o.backboneChoice : undefined,
     metrics: metricsJson as ReportMetrics,
     counts: {
       train: train.length,
