@@ -352,7 +352,7 @@ describe('tiny_darknet (TF.js Layers, ml5, shipped in assets/)', () => {
     });
     expect(got.initUsed).toBe('pretrained');
     expect(got.source).toContain(join(DARKNET_DIR, 'model.json'));
-    expect(got.source).toContain('84 tensors');
+    expect(got.source).toContain('90 tensors'); // 15 conv+BN units x 6 entries
     expect(got.module).toBeInstanceOf(TinyDarknet);
     await kerasParity(DARKNET_DIR as string, got.module, ['leaky_re_lu_2', 'leaky_re_lu_10', 'leaky_re_lu_14', 'leaky_re_lu_15'], [100, 77], (x) => x.clone());
     got.module.dispose();

@@ -61,24 +61,38 @@ describe('torch.save (.pth) reader', () => {
     tf.dispose([...m.values()]);
   });
 
+  it('reads the legacy (pre-1.6, _use_new_zipfile_serialization=False) stream format, through readWeightsFile too', () => {
+    const m = readWeightsFile(join(FIX, 'legacy.pth'));
+    expectSame(m, EXPECTED.tensors);
+    tf.dispose([...m.values()]);
+    const cut = join(tmp, 'legacy-cut.pth');
+    const full = readFileSync(join(FIX, 'legacy.pth'));
+    writeFileSync(cut, full.subarray(0, full.length - 16));
+    const e = errorOf(() => readTorchStateDict(cut));
+    expect(e).toBeInstanceOf(WeightsError);
+    expect(e.message).toContain(cut);
+    expect(e.message).toMatch(/truncated/);
+  });
+
   it('finds a state_dict nested under "state_dict" beside non-tensor entries (folder "archive")', () => {
     const m = readWeightsFile(join(FIX, 'nested.pth'));
     expectSame(m, EXPECTED.nested);
     tf.dispose([...m.values()]);
   });
 
-  it('refuses a pickle that calls an unknown global (no code execution), and legacy / non-zip files, naming the file', () => {
+  it('refuses a pickle that calls an unknown global (no code execution), and files torch.save did not write, naming the file', () => {
     const evil = join(FIX, 'evil.pth');
     const e = errorOf(() => readTorchStateDict(evil));
     expect(e).toBeInstanceOf(WeightsError);
     expect(e.message).toContain(evil);
     expect(e.message).toMatch(/global '(posix|os)\.system'/);
 
-    const legacy = join(tmp, 'legacy.pth');
-    writeFileSync(legacy, Buffer.from([0x80, 0x02, 0x8a, 0x0a]));
-    const e2 = errorOf(() => readTorchStateDict(legacy));
+    const junk = join(tmp, 'junk.pth');
+    writeFileSync(junk, Buffer.from('not a checkpoint at all'));
+    const e2 = errorOf(() => readTorchStateDict(junk));
     expect(e2).toBeInstanceOf(WeightsError);
-    expect(e2.message).toMatch(/legacy pre-1\.6/);
+    expect(e2.message).toContain(junk);
+    expect(e2.message).toMatch(/not written by torch\.save/);
 
     const cut = join(tmp, 'cut.pth');
     const full = readFileSync(join(FIX, 'tensors.pth'));

@@ -5,7 +5,8 @@ import { decodeToFloat32, type SafetensorsDtype } from './safetensors.js';
 import { isZip, ZipArchive } from './zipArchive.js';
 
 /**
- * Reader for PyTorch `.pth`/`.pt` files in the zip format (`torch.save` default since 1.6):
+ * Reader for PyTorch `.pth`/`.pt` files: the zip format (`torch.save` default since 1.6) and the
+ * legacy pre-1.6 stream (openLegacyArchive below). Zip:
  * `<top>/data.pkl` (pickle, protocol 2 by default) + `<top>/data/<key>` raw storages
  * (+ `<top>/byteorder`, 'little' unless written on a big-endian host). `<top>` is the archive
  * name torch chose ('archive', or the file's stem in older versions).
@@ -69,14 +70,14 @@ function asInts(v: unknown, what: string, fail: (w: string) => WeightsError): nu
  * Runs a torch pickle. `persistentLoad` resolves BINPERSID ids (storages). Returns the
  * unpickled object in the VM's own representation (PyDict, PyTuple, arrays, TensorRef, ...).
  */
-function unpickle(bytes: Uint8Array, source: string, persistentLoad: (pid: unknown) => unknown): unknown {
+function unpickle(bytes: Uint8Array, source: string, persistentLoad: (pid: unknown) => unknown, start = 0): { value: unknown; end: number } {
   const fail = (why: string): WeightsError =>
     new WeightsError(`${source}: cannot read this pickle (${why}). Only PyTorch tensor state_dicts saved with torch.save are supported.`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dec = new TextDecoder('utf-8');
   const stack: unknown[] = [];
   const memo = new Map<number, unknown>();
-  let pos = 0;
+  let pos = start;
   const need = (n: number): void => {
     if (pos + n > bytes.length) throw fail(`truncated at byte ${pos}`);
   };
@@ -150,7 +151,7 @@ function unpickle(bytes: Uint8Array, source: string, persistentLoad: (pid: unkno
     switch (op) {
       case 0x80: u8(); break; // PROTO
       case 0x95: u64(); break; // FRAME (protocol 4): framing only
-      case 0x2e: return pop(); // STOP
+      case 0x2e: return { value: pop(), end: pos }; // STOP
       case 0x28: stack.push(MARK); break; // MARK
       case 0x7d: stack.push(new PyDict()); break; // EMPTY_DICT
       case 0x5d: stack.push([]); break; // EMPTY_LIST
@@ -234,11 +235,8 @@ function openTorchArchive(path: string): TorchArchive {
     throw new WeightsError(`${path}: cannot read (${code === 'ENOENT' ? 'does not exist' : (code ?? String(e))})`);
   }
   if (!isZip(buf)) {
-    const legacy = buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5;
-    throw new WeightsError(
-      `${path}: not a zip-format PyTorch checkpoint${legacy ? ' (it is the legacy pre-1.6 torch.save format)' : ''}. ` +
-        `Re-save it with torch >= 1.6 (torch.save(state_dict, path)), or convert it to safetensors.`,
-    );
+    if (isLegacyTorch(buf)) return openLegacyArchive(buf, path);
+    throw new WeightsError(`${path}: neither a zip-format nor a legacy PyTorch checkpoint (not written by torch.save); safetensors files need the .safetensors reader`);
   }
   const zip = new ZipArchive(buf, path);
   const pkl = zip.names().find((n) => /^[^/]+\/data\.pkl$/.test(n));
@@ -252,11 +250,7 @@ function openTorchArchive(path: string): TorchArchive {
   }
   const storageBytes = (key: string, dtype: SafetensorsDtype): Uint8Array => {
     const raw = zip.read(`${prefix}data/${key}`);
-    const size = ITEM_BYTES[dtype];
-    if (!bigEndian || size === 1) return raw;
-    const out = new Uint8Array(raw.length);
-    for (let i = 0; i < raw.length; i += size) for (let j = 0; j < size; j++) out[i + j] = raw[i + size - 1 - j];
-    return out;
+    return bigEndian ? swapBytes(raw, ITEM_BYTES[dtype]) : raw;
   };
   const persistentLoad = (pid: unknown): unknown => {
     // ('storage', storage_type, key, location, numel) — torch/serialization.py _save.persistent_id.
@@ -269,8 +263,76 @@ function openTorchArchive(path: string): TorchArchive {
     if (!zip.has(`${prefix}data/${key}`)) throw new WeightsError(`${path}: storage ${prefix}data/${key} missing from the archive (truncated file?)`);
     return new StorageRef(dtype, key);
   };
-  const root = unpickle(zip.read(pkl), path, persistentLoad);
+  const root = unpickle(zip.read(pkl), path, persistentLoad).value;
   return { root, storageBytes, source: path };
+}
+
+function swapBytes(raw: Uint8Array, size: number): Uint8Array {
+  if (size === 1) return raw;
+  const out = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i += size) for (let j = 0; j < size; j++) out[i + j] = raw[i + size - 1 - j];
+  return out;
+}
+
+/** A legacy torch.save stream starts with PROTO n, LONG1 of 10 bytes (the magic number). */
+export function isLegacyTorch(head: Uint8Array): boolean {
+  return head.length >= 4 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5 && head[2] === 0x8a && head[3] === 0x0a;
+}
+
+/** torch/serialization.py MAGIC_NUMBER and PROTOCOL_VERSION of the legacy format. */
+const LEGACY_MAGIC = Number(0x1950a86a20f9469cfc6cn);
+const LEGACY_PROTOCOL = 1001;
+
+/**
+ * The pre-1.6 format (`_legacy_save`, still what many published files use, e.g. torchvision's
+ * older weights): five pickles in a row — magic number, protocol version, sys_info, the object
+ * (storages as persistent ids ('storage', type, key, location, numel, view_metadata)), the
+ * sorted list of storage keys — then, per key in that order, an int64 element count and the raw
+ * elements in the writer's byte order.
+ */
+function openLegacyArchive(buf: Buffer, path: string): TorchArchive {
+  const bad = (why: string): WeightsError => new WeightsError(`${path}: not a readable legacy torch.save file (${why}); re-save it with torch >= 1.6 or convert it to safetensors`);
+  const noPid = (): never => {
+    throw bad('persistent id in a header pickle');
+  };
+  const magic = unpickle(buf, path, noPid, 0);
+  if (magic.value !== LEGACY_MAGIC) throw bad('wrong magic number');
+  const proto = unpickle(buf, path, noPid, magic.end);
+  if (proto.value !== LEGACY_PROTOCOL) throw bad(`protocol ${String(proto.value)}, expected ${LEGACY_PROTOCOL}`);
+  const sys = unpickle(buf, path, noPid, proto.end);
+  const bigEndian = sys.value instanceof PyDict && sys.value.map.get('little_endian') === false;
+  const dtypes = new Map<string, SafetensorsDtype>();
+  const obj = unpickle(buf, path, (pid) => {
+    const items = pid instanceof PyTuple ? pid.items : [];
+    const [kind, type, key, , , view] = items;
+    if (kind !== 'storage' || !(type instanceof PyGlobal) || typeof key !== 'string') throw bad('unsupported persistent id');
+    if (view !== null && view !== undefined) throw bad('storage views (torch < 0.4 files) are not supported');
+    const dtype = STORAGE_DTYPES[type.qualified.slice('torch.'.length)];
+    dtypes.set(key, dtype);
+    return new StorageRef(dtype, key);
+  }, sys.end);
+  const keys = unpickle(buf, path, noPid, obj.end);
+  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) throw bad('no storage key list');
+  const where = new Map<string, { start: number; end: number }>();
+  let pos = keys.end;
+  for (const key of keys.value as string[]) {
+    const dtype = dtypes.get(key);
+    if (dtype === undefined) throw bad(`storage ${key} listed but never used`);
+    if (pos + 8 > buf.length) throw bad(`truncated before storage ${key}`);
+    const numel = Number(bigEndian ? buf.readBigInt64BE(pos) : buf.readBigInt64LE(pos));
+    const start = pos + 8;
+    const end = start + numel * ITEM_BYTES[dtype];
+    if (end > buf.length) throw bad(`storage ${key} (${numel} elements) runs past the end of the file: truncated`);
+    where.set(key, { start, end });
+    pos = end;
+  }
+  const storageBytes = (key: string, dtype: SafetensorsDtype): Uint8Array => {
+    const w = where.get(key);
+    if (!w) throw bad(`storage ${key} missing`);
+    const raw = buf.subarray(w.start, w.end);
+    return bigEndian ? swapBytes(raw, ITEM_BYTES[dtype]) : raw;
+  };
+  return { root: obj.value, storageBytes, source: path };
 }
 
 /** Gathers a strided view into a dense row-major Float32Array. */
@@ -327,7 +389,7 @@ export interface ReadTorchOptions {
 }
 
 /**
- * Reads a torch.save'd state_dict (zip format) into float32 tensors in PyTorch's layout. Entries
+ * Reads a torch.save'd state_dict (zip or legacy format) into float32 tensors in PyTorch's layout. Entries
  * that are not tensors are skipped. Caller disposes the tensors.
  */
 export function readTorchStateDict(path: string, opts: ReadTorchOptions = {}): Map<string, tf.Tensor> {

@@ -2,12 +2,12 @@ import type * as tf from '@tensorflow/tfjs';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { WeightsError } from '../errors.js';
 import { readSafetensors } from './safetensors.js';
-import { readTorchStateDict } from './torchPickle.js';
+import { isLegacyTorch, readTorchStateDict } from './torchPickle.js';
 import { isZip } from './zipArchive.js';
 
 /**
- * Reads a PyTorch-layout weights file, whichever format it is in: a zip (`torch.save` .pth/.pt,
- * see torchPickle.ts) or safetensors. The format is told by the first bytes, not the extension,
+ * Reads a PyTorch-layout weights file, whichever format it is in: `torch.save` .pth/.pt (zip or
+ * legacy, see torchPickle.ts) or safetensors. The format is told by the first bytes, not the extension,
  * so a torchvision `.pth` renamed `.bin` still loads. Float32 tensors, caller disposes.
  */
 export function readWeightsFile(path: string, opts: { filter?: (name: string) => boolean } = {}): Map<string, tf.Tensor> {
@@ -24,5 +24,5 @@ export function readWeightsFile(path: string, opts: { filter?: (name: string) =>
   } finally {
     closeSync(fd);
   }
-  return isZip(head) ? readTorchStateDict(path, opts) : readSafetensors(path, opts);
+  return isZip(head) || isLegacyTorch(head) ? readTorchStateDict(path, opts) : readSafetensors(path, opts);
 }
