@@ -11,6 +11,7 @@ import { parseCalibrationRule } from '../src/eval/metrics/index.js';
 import { getMethod, methodNames } from '../src/registry.js';
 import { parseSetOptions } from '../src/models/configOverrides.js';
 import { prepareDataset } from '../src/run/prepareDataset.js';
+import { resolveRunConfig } from '../src/run/resolveRunConfig.js';
 import { trainAndEvaluate } from '../src/run/trainAndEvaluate.js';
 import { setupRuntime } from '../src/runtime.js';
 import { defaultRunDir } from '../src/train/runFolder.js';
@@ -28,7 +29,7 @@ runCli(async () => {
     .option('backend', { type: 'string', default: 'auto', choices: BACKEND_CHOICES as unknown as string[], describe: 'tfjs backend' })
     .option('seed', { type: 'number', default: 0, describe: 'drives splits, augmentation and initialisation' })
     .option('out', { type: 'string', describe: 'run folder (default runs/<method>/<category>/<timestamp>)' })
-    .option('weights', { type: 'string', describe: 'backbone weights file (safetensors, torchvision/timm names)' })
+    .option('weights', { type: 'string', describe: 'backbone weights file (.safetensors or torch.save .pth, torchvision/timm names; TF.js folder for tiny_darknet/mobilenet_v1)' })
     .option('weights-dir', { type: 'string', describe: 'weights folder (default $ADBENCH_WEIGHTS or ./weights)' })
     .option('backbone-init', { type: 'string', default: 'pretrained', choices: ['pretrained', 'random'], describe: 'random skips pretrained weights' })
     .option('backbone', { type: 'string', describe: 'backbone name (wide_resnet50_2, resnet18, resnet50, mobilenet_v1, tiny_darknet)' })
@@ -58,13 +59,14 @@ runCli(async () => {
   const method = getMethod(String(argv.method));
   const category = String(argv.category);
   const profile = argv.profile ?? method.defaultProfile;
-  const config = method.resolveConfig(profile, {
-    imageSize: argv['image-size'],
-    epochs: argv.epochs,
-    backbone: argv.backbone,
-    textures: argv.textures,
-    set: parseSetOptions(argv.set),
-  });
+  const backboneInit = argv['backbone-init'] as 'pretrained' | 'random';
+  const { config, backbone } = resolveRunConfig(
+    method,
+    profile,
+    { imageSize: argv['image-size'], epochs: argv.epochs, backbone: argv.backbone, textures: argv.textures, set: parseSetOptions(argv.set) },
+    { weightsPath: argv.weights, weightsDir: argv['weights-dir'], backboneInit },
+  );
+  if (backbone?.fallback) log(`[backbone] ${backbone.reason}`);
   if (argv.resume && !argv.out) throw new ConfigError('--resume needs --out naming the run folder to continue');
   const rebalanceRaw = process.argv.includes('--rebalance');
   const backend = await setupRuntime(parseBackendChoice(String(argv.backend)), log);
@@ -89,8 +91,10 @@ runCli(async () => {
     backend,
     seed: argv.seed,
     runDir,
-    backboneInit: argv['backbone-init'] as 'pretrained' | 'random',
+    backboneInit,
     weightsPath: argv.weights,
+    backboneChoice: backbone?.reason,
+    backboneFallback: backbone?.fallback,
     weightsDir: argv['weights-dir'],
     resume: argv.resume,
     calibration: parseCalibrationRule(argv.calibration),

@@ -13,6 +13,7 @@ import { Fn, Sequential } from '../src/nn/layers/sequential.js';
 import { readSafetensors, writeSafetensors } from '../src/nn/safetensors.js';
 import { tfjsLayersFileHandler } from '../src/nn/tfjsLayersLoader.js';
 import {
+  ASSETS_DIR,
   BACKBONES,
   BACKBONE_NAMES,
   MobileNetV1,
@@ -22,10 +23,10 @@ import {
   kerasSamePads,
   resnet18,
   resnet50,
-  tfjsWeightCandidates,
   wideResnet50_2,
   type FeatureExtractor,
 } from '../src/models/backbones/index.js';
+import { sharedPath } from './helpers/shared.js';
 
 const FIX = fileURLToPath(new URL('./fixtures/backbones/', import.meta.url));
 let tmp = '';
@@ -300,8 +301,9 @@ describe('checkpoints through safetensors and createBackbone', () => {
 });
 
 // ---- TF.js Layers backbones against tf.loadLayersModel on the same files. ----
-const DARKNET_DIR = tfjsWeightCandidates('ml5_darknet_darknettiny').find((d) => existsSync(join(d, 'model.json')));
-const MOBILENET_DIR = tfjsWeightCandidates('tfjs_mobilenet_v1_1.0_224_partial').find((d) => existsSync(join(d, 'model.json')));
+// Tiny Darknet ships in assets/ (always tested); MobileNet only in ../shared.
+const DARKNET_DIR = join(ASSETS_DIR, 'backbones', 'tiny_darknet');
+const MOBILENET_DIR = sharedPath('weights/tfjs_mobilenet_v1_1.0_224_partial', 'the mobilenet_v1 TF.js parity and loading tests');
 
 /** Frees the input size so odd sizes exercise Keras' asymmetric 'same' padding. */
 function anySize(t: Record<string, unknown>): Record<string, unknown> {
@@ -341,10 +343,16 @@ async function flatTensors(bb: FeatureExtractor, size: number): Promise<void> {
   x.dispose();
 }
 
-describe.skipIf(!DARKNET_DIR)('tiny_darknet (TF.js Layers, ml5)', () => {
-  it('matches tf.loadLayersModel on the same files at an odd size; pretrained via createBackbone', async () => {
-    const got = await createBackbone('tiny_darknet', { init: 'pretrained', featureLayers: ['leaky_re_lu_2', 'leaky_re_lu_10', 'leaky_re_lu_14', 'leaky_re_lu_15'] });
+describe('tiny_darknet (TF.js Layers, ml5, shipped in assets/)', () => {
+  it('matches tf.loadLayersModel on the same files at an odd size; pretrained via createBackbone from the shipped copy', async () => {
+    const got = await createBackbone('tiny_darknet', {
+      init: 'pretrained',
+      weightsDir: join(tmp, 'no-weights-here'),
+      featureLayers: ['leaky_re_lu_2', 'leaky_re_lu_10', 'leaky_re_lu_14', 'leaky_re_lu_15'],
+    });
     expect(got.initUsed).toBe('pretrained');
+    expect(got.source).toContain(join(DARKNET_DIR, 'model.json'));
+    expect(got.source).toContain('90 tensors'); // 15 conv+BN units x 6 entries
     expect(got.module).toBeInstanceOf(TinyDarknet);
     await kerasParity(DARKNET_DIR as string, got.module, ['leaky_re_lu_2', 'leaky_re_lu_10', 'leaky_re_lu_14', 'leaky_re_lu_15'], [100, 77], (x) => x.clone());
     got.module.dispose();

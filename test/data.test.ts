@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { deflateSync } from 'node:zlib';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, DatasetError } from '../src/errors.js';
@@ -15,6 +15,7 @@ import { resizePil, roundHalfEven } from '../src/data/resample.js';
 import {
   indexCategory, listCategoryFolders, loadSample, resolveMvtecRoot, type CategoryIndex, type Sample,
 } from '../src/data/mvtec.js';
+import { sharedPath } from './helpers/shared.js';
 import {
   makeSplit, normalsToMove, splitFromJSON, splitToJSON, validationCount,
 } from '../src/data/splits.js';
@@ -393,10 +394,10 @@ describe('splits', () => {
   });
 });
 
-const BOTTLE_ROOT = '/work/shared/data/mvtec_ad';
-describe.skipIf(!existsSync(join(BOTTLE_ROOT, 'bottle')))('real MVTec bottle', () => {
+const BOTTLE = sharedPath('data/mvtec_ad/bottle', 'the real MVTec bottle indexing/decoding test');
+describe.skipIf(!BOTTLE)('real MVTec bottle', () => {
   it('indexes 209 train, 83 test, 63 masks and decodes two images', async () => {
-    const idx = indexCategory('bottle', { root: BOTTLE_ROOT });
+    const idx = indexCategory('bottle', { root: dirname(BOTTLE as string) });
     expect(idx.train).toHaveLength(209);
     expect(idx.test).toHaveLength(83);
     expect(idx.test.filter((s) => s.maskPath !== null)).toHaveLength(63);

@@ -1,18 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setupRuntime } from '../src/runtime.js';
 import type { BackendInfo } from '../src/backend.js';
 import { generateSyntheticCategory } from '../src/data/index.js';
 import { getMethod } from '../src/registry.js';
 import { prepareDataset } from '../src/run/prepareDataset.js';
+import { resolveRunConfig } from '../src/run/resolveRunConfig.js';
+import type { PatchCoreConfig } from '../src/models/patchcore/index.js';
 import { trainAndEvaluate } from '../src/run/trainAndEvaluate.js';
 import { InMemoryImageSource } from '../src/run/imageSource.js';
 import { Rng } from '../src/util/rng.js';
 
-const sharedDarknet = resolve('..', 'shared', 'weights', 'ml5_darknet_darknettiny', 'model.json');
 let dir: string;
 let backend: BackendInfo;
 
@@ -22,30 +23,43 @@ beforeAll(async () => {
   await generateSyntheticCategory('synthetic_object', dir, { size: 64, seed: 3, nTrain: 14, nTestGood: 6, nPerDefect: 3 });
 });
 
+const savedTorchHome = process.env.TORCH_HOME;
 afterAll(() => {
+  if (savedTorchHome === undefined) delete process.env.TORCH_HOME;
+  else process.env.TORCH_HOME = savedTorchHome;
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(backbone: string, init: 'pretrained' | 'random', out: string) {
+/** A run as experiments/train.ts makes it; `backbone` undefined = the default choice. */
+async function run(backbone: string | undefined, init: 'pretrained' | 'random', out: string) {
   const method = getMethod('patchcore');
+  // No WRN-50 weights anywhere: an empty weights folder and torch.hub cache.
+  const weightsDir = join(dir, 'no-weights');
+  process.env.TORCH_HOME = join(dir, 'no-torch-home');
   // 14 images x 64 patches: the cpu profile's 1% coreset would keep 8 vectors; use the paper's 10%.
-  const config = method.resolveConfig('cpu', { imageSize: 64, backbone, set: { coresetRatio: '0.1' } });
+  const { config, backbone: choice } = resolveRunConfig(method, 'cpu', { imageSize: 64, backbone, set: { coresetRatio: '0.1' } }, { backboneInit: init, weightsDir });
   // NB: a synthetic_* category always resolves to prepareDataset's own default-option copy
   // (./data/synthetic, seed 0, 60 train images), not the small set generated into `dir` above.
   const dataset = await prepareDataset({ category: 'synthetic_object', data: dir, seed: 0 });
-  return trainAndEvaluate({
-    method, config, profile: 'cpu', dataset, backend, seed: 0, runDir: join(dir, out), backboneInit: init,
-    heatmaps: 1, inferenceRepeats: 1, cacheDir: null, log: () => {}, warn: () => {},
+  const r = await trainAndEvaluate({
+    method, config, profile: 'cpu', dataset, backend, seed: 0, runDir: join(dir, out), backboneInit: init, weightsDir,
+    backboneChoice: choice?.reason, backboneFallback: choice?.fallback, heatmaps: 1, inferenceRepeats: 1, cacheDir: null, log: () => {}, warn: () => {},
   });
+  return { ...r, choice, config };
 }
 
 describe('PatchCore end to end', () => {
-  it.skipIf(!existsSync(sharedDarknet))('separates synthetic defects from normals with pretrained Tiny Darknet (AUROC > 0.9) and writes the run folder', async () => {
-    const r = await run('tiny_darknet', 'pretrained', 'run-darknet');
-    // Deterministic (run seed 0, wasm): image AUROC 0.967, pixel AUROC 0.954 today;
-    // a 25 % drop (0.73 / 0.72) fails both floors.
-    expect(r.metrics.image.auroc).toBeGreaterThan(0.9);
+  it('with no WRN-50 weights defaults to the shipped Tiny Darknet, separates synthetic defects (image and pixel AUROC floors) and writes the run folder', async () => {
+    const r = await run(undefined, 'pretrained', 'run-darknet');
+    expect(r.choice).toMatchObject({ name: 'tiny_darknet', fallback: true });
+    expect(r.config.backbone).toBe('tiny_darknet');
+    expect((r.config as PatchCoreConfig).layers).toEqual(['leaky_re_lu_10', 'leaky_re_lu_14']);
+    console.log(`[patchcore test] tiny_darknet 64 px: image AUROC ${r.metrics.image.auroc}, pixel AUROC ${r.metrics.pixel.auroc}, AUPRO ${r.metrics.pixel.aupro}`);
+    // This seeded run gives image 0.967, pixel 0.954, AUPRO 0.63. The floors sit ~0.05 below and
+    // above a 25 % drop of the margin over chance (image 0.85, pixel 0.84; AUPRO 0.47).
+    expect(r.metrics.image.auroc).toBeGreaterThan(0.92);
     expect(r.metrics.pixel.auroc).toBeGreaterThan(0.9);
+    expect(r.metrics.pixel.aupro).toBeGreaterThan(0.52);
     for (const f of ['config.json', 'metrics.json', 'scores.csv', 'report.md', 'costs.json', 'power-trace.csv', 'macs.csv', 'power.png']) {
       expect(existsSync(join(r.runDir, f)), f).toBe(true);
     }
@@ -63,7 +77,11 @@ describe('PatchCore end to end', () => {
     expect(config.split.train.length).toBeGreaterThan(0);
     const testIds = new Set<string>(config.split.test);
     for (const id of [...config.split.train, ...config.split.validation]) expect(testIds.has(id)).toBe(false);
-    expect(readFileSync(join(r.runDir, 'report.md'), 'utf8')).toContain('Synthetic');
+    expect(metrics.backbone).toBe('tiny_darknet');
+    expect(metrics.backboneChoice).toMatch(/no wide_resnet50_2 weights on disk.*Tiny Darknet shipped/);
+    const report = readFileSync(join(r.runDir, 'report.md'), 'utf8');
+    expect(report).toContain('Synthetic');
+    expect(report).toContain('**Stand-in backbone**: no wide_resnet50_2 weights on disk');
     r.detector.dispose();
   });
 

@@ -19,6 +19,8 @@ export interface ReportInput {
   /** 'real' MVTec data or the built-in synthetic dataset. */
   dataSource: 'real' | 'synthetic';
   backboneInit: string | null;
+  /** Set when a stand-in backbone replaced the paper's (src/models/backbones/choice.ts): why. */
+  backboneFallback?: string;
   metrics: ReportMetrics;
   counts: { train: number; validation: number; testNormal: number; testAnomalous: number };
   wallTimeS: number;
@@ -45,6 +47,9 @@ export function renderReport(r: ReportInput): string {
   }
   if (r.backboneInit === 'random-init') {
     warnings.push('**random-init backbone**: pretrained weights were not available; features are from a randomly initialised network.');
+  }
+  if (r.backboneFallback) {
+    warnings.push(`**Stand-in backbone**: ${r.backboneFallback}. Not the paper's backbone.`);
   }
   if (r.profile !== 'paper') {
     warnings.push(`Profile \`${r.profile}\` (reduced resolution/epochs for CPU), not the paper's configuration.`);

@@ -13,6 +13,8 @@ export interface MethodEnv {
   seed?: number;
   /** Called with a loud warning when pretrained weights could not be had. */
   warn: (message: string) => void;
+  /** How the backbone was chosen (src/models/backbones/choice.ts), shown in describe() and reports. */
+  backboneChoice?: string;
 }
 
 /** Config values every method has, read by the data pipeline and the CLI. */
@@ -24,6 +26,8 @@ export interface BaseMethodConfig {
   /** Training epochs, for methods that train (undefined for memory-bank methods). */
   epochs?: number;
   batchSize: number;
+  /** Pretrained backbone, for methods built on one (chosen by src/models/backbones/choice.ts). */
+  backbone?: string;
 }
 
 export interface ConfigOverrides {

@@ -151,7 +151,8 @@ export function decodeToFloat32(bytes: Uint8Array, dtype: SafetensorsDtype): Flo
   switch (dtype) {
     case 'F32': {
       if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-      return new Float32Array(bytes.slice().buffer);
+      // A copy (not bytes.slice(): on a Node Buffer that is a view of the whole pool/file).
+      return new Float32Array(new Uint8Array(bytes).buffer);
     }
     case 'F16': {
       const out = new Float32Array(n);

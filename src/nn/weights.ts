@@ -3,6 +3,7 @@ import {
   accessSync, closeSync, constants, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync,
   statSync, writeFileSync, writeSync,
 } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { WeightsError } from '../errors.js';
 
@@ -11,10 +12,17 @@ import { WeightsError } from '../errors.js';
  *   1. an explicit path (`--weights`): must exist and be readable, otherwise WeightsError;
  *   2. the local cache `<weightsDir>/<repo>/<filename>`, weightsDir = option, else env
  *      ADBENCH_WEIGHTS, else ./weights (relative to the working directory);
- *   3. a download from the Hugging Face hub, `${HF_ENDPOINT ?? 'https://huggingface.co'}/<repo>/resolve/main/<filename>`,
- *      into that same cache path (progress bar on stderr, sha256 check when known, atomic write).
- * When 3 fails (e.g. offline) the result is `{ok: false, reason}`: the caller warns loudly and
- * falls back to random initialisation, which reports must then say.
+ *   3. when the request names a torchvision file (`torchvision.filename`, e.g.
+ *      'wide_resnet50_2-95faca4d.pth'): `<weightsDir>/torchvision/<filename>`, then torch.hub's
+ *      own cache `$TORCH_HOME/hub/checkpoints/<filename>` (TORCH_HOME default ~/.cache/torch);
+ *   4. a download from the Hugging Face hub, `${HF_ENDPOINT ?? 'https://huggingface.co'}/<repo>/resolve/main/<filename>`,
+ *      into the cache path of 2 (progress bar on stderr, sha256 check when known, atomic write);
+ *   5. a download of the torchvision file from `${ADBENCH_TORCHVISION_URL ?? 'https://download.pytorch.org/models'}/<filename>`
+ *      into the path of 3, accepted only when its SHA-256 starts with the hash prefix in the
+ *      file name (torch.hub's check_hash rule: torchvision names files `<name>-<first 8+ hex of sha256>.pth`).
+ * When 4 and 5 fail (e.g. offline) the result is `{ok: false, reason}` naming the files to supply
+ * and where: the caller warns loudly (and falls back to another backbone or random init, which
+ * reports must then say).
  */
 
 export interface WeightsRequest {
@@ -28,6 +36,8 @@ export interface WeightsRequest {
   filename: string;
   /** Expected SHA-256 (hex) of the file, when known; a download that differs is rejected. */
   sha256?: string;
+  /** The same weights as torchvision publishes them (.pth), tried after the hub file. */
+  torchvision?: { filename: string };
   /** Never touch the network (only explicit path and cache). */
   offline?: boolean;
   /** Progress output; default process.stderr. */
@@ -41,7 +51,7 @@ export interface ProgressSink {
   write(s: string): unknown;
 }
 
-export type WeightsOrigin = 'explicit' | 'cache' | 'download';
+export type WeightsOrigin = 'explicit' | 'cache' | 'torch-hub-cache' | 'download';
 
 export type ResolvedWeights =
   | { ok: true; path: string; origin: WeightsOrigin; url: string; sha256?: string }
@@ -49,6 +59,21 @@ export type ResolvedWeights =
 
 export function defaultWeightsDir(): string {
   return resolve(process.env.ADBENCH_WEIGHTS ?? 'weights');
+}
+
+export function torchvisionBaseUrl(): string {
+  return (process.env.ADBENCH_TORCHVISION_URL ?? 'https://download.pytorch.org/models').replace(/\/+$/, '');
+}
+
+/** torch.hub's checkpoint cache ($TORCH_HOME/hub/checkpoints, TORCH_HOME default ~/.cache/torch). */
+export function torchHubCheckpointsDir(): string {
+  return join(process.env.TORCH_HOME ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'torch'), 'hub', 'checkpoints');
+}
+
+/** The hash prefix torchvision embeds in its file names ('resnet18-f37072fd.pth' -> 'f37072fd'). */
+export function torchvisionHashPrefix(filename: string): string | null {
+  const m = /-([0-9a-f]{8,64})\.(?:pth|pt)$/.exec(filename);
+  return m ? m[1] : null;
 }
 
 export function hfEndpoint(): string {
@@ -76,8 +101,11 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-function howToGet(req: WeightsRequest, dest: string): string {
-  return `Download ${hfUrl(req.repo, req.filename)} and put it at ${dest} (or point --weights at it / set ADBENCH_WEIGHTS to the folder holding ${req.repo}/${req.filename})`;
+function howToGet(req: WeightsRequest, dest: string, weightsDir: string): string {
+  const tv = req.torchvision
+    ? `, or download https://download.pytorch.org/models/${req.torchvision.filename} and put it at ${join(weightsDir, 'torchvision', req.torchvision.filename)}`
+    : '';
+  return `Download ${hfUrl(req.repo, req.filename)} and put it at ${dest}${tv} (or point --weights at the file / set ADBENCH_WEIGHTS to the folder holding ${req.repo}/${req.filename})`;
 }
 
 export async function resolveWeights(req: WeightsRequest): Promise<ResolvedWeights> {
@@ -95,35 +123,63 @@ export async function resolveWeights(req: WeightsRequest): Promise<ResolvedWeigh
       const code = (e as NodeJS.ErrnoException).code;
       problem = code === 'ENOENT' ? 'does not exist' : `is not readable (${code ?? String(e)})`;
     }
-    if (problem) throw new WeightsError(`--weights ${p} ${problem}. ${howToGet(req, dest)}.`);
+    if (problem) throw new WeightsError(`--weights ${p} ${problem}. ${howToGet(req, dest, weightsDir)}.`);
     return { ok: true, path: p, origin: 'explicit', url: officialUrl };
   }
 
-  if (existsSync(dest)) {
-    try {
-      accessSync(dest, constants.R_OK);
-    } catch {
-      throw new WeightsError(`${dest} exists but is not readable; fix its permissions or delete it to download again`);
-    }
-    return { ok: true, path: dest, origin: 'cache', url: officialUrl, sha256: readRecordedSha(dest) };
-  }
+  const local = findCachedWeights(req, weightsDir);
+  if (local) return local;
 
   const url = hfUrl(req.repo, req.filename, hfEndpoint());
   if (req.offline) {
-    return { ok: false, path: null, reason: `not in the cache and downloads are disabled. ${howToGet(req, dest)}`, url, expectedPath: dest };
+    return { ok: false, path: null, reason: `not in the cache and downloads are disabled. ${howToGet(req, dest, weightsDir)}`, url, expectedPath: dest };
   }
+  const progress = req.progress ?? process.stderr;
+  const idleTimeoutMs = req.idleTimeoutMs ?? 30_000;
+  const failures: string[] = [];
   try {
-    const sha = await downloadFile(url, dest, {
-      sha256: req.sha256,
-      progress: req.progress ?? process.stderr,
-      label: `${req.repo}/${req.filename}`,
-      idleTimeoutMs: req.idleTimeoutMs ?? 30_000,
-    });
+    const sha = await downloadFile(url, dest, { sha256: req.sha256, progress, label: `${req.repo}/${req.filename}`, idleTimeoutMs });
     return { ok: true, path: dest, origin: 'download', url, sha256: sha };
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
-    return { ok: false, path: null, reason: `download from ${url} failed: ${why}. ${howToGet(req, dest)}`, url, expectedPath: dest };
+    failures.push(`download from ${url} failed: ${e instanceof Error ? e.message : String(e)}`);
   }
+  if (req.torchvision) {
+    const name = req.torchvision.filename;
+    const tvUrl = `${torchvisionBaseUrl()}/${name}`;
+    const tvDest = join(weightsDir, 'torchvision', name);
+    try {
+      const sha = await downloadFile(tvUrl, tvDest, { sha256Prefix: torchvisionHashPrefix(name) ?? undefined, progress, label: `torchvision/${name}`, idleTimeoutMs });
+      return { ok: true, path: tvDest, origin: 'download', url: tvUrl, sha256: sha };
+    } catch (e) {
+      failures.push(`download from ${tvUrl} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return { ok: false, path: null, reason: `${failures.join('; ')}. ${howToGet(req, dest, weightsDir)}`, url, expectedPath: dest };
+}
+
+/**
+ * The weights already on disk (steps 2 and 3 of the file comment), without any network: also what
+ * callers use to decide whether a backbone is available before choosing it.
+ */
+export function findCachedWeights(req: WeightsRequest, weightsDir = resolve(req.weightsDir ?? defaultWeightsDir())): ResolvedWeights | null {
+  const candidates: { path: string; origin: WeightsOrigin; url: string }[] = [
+    { path: cachePath(req.repo, req.filename, weightsDir), origin: 'cache', url: hfUrl(req.repo, req.filename) },
+  ];
+  if (req.torchvision) {
+    const name = req.torchvision.filename;
+    const url = `https://download.pytorch.org/models/${name}`;
+    candidates.push({ path: join(weightsDir, 'torchvision', name), origin: 'cache', url }, { path: join(torchHubCheckpointsDir(), name), origin: 'torch-hub-cache', url });
+  }
+  for (const c of candidates) {
+    if (!existsSync(c.path)) continue;
+    try {
+      accessSync(c.path, constants.R_OK);
+    } catch {
+      throw new WeightsError(`${c.path} exists but is not readable; fix its permissions or delete it to download again`);
+    }
+    return { ok: true, path: c.path, origin: c.origin, url: c.url, sha256: readRecordedSha(c.path) };
+  }
+  return null;
 }
 
 function readRecordedSha(path: string): string | undefined {
@@ -187,6 +243,8 @@ class Progress {
 
 export interface DownloadOptions {
   sha256?: string;
+  /** Accept only a file whose hex SHA-256 starts with this (torch.hub check_hash on file-name prefixes). */
+  sha256Prefix?: string;
   progress?: ProgressSink;
   label?: string;
   idleTimeoutMs?: number;
@@ -266,10 +324,13 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
     if (opts.sha256 && digest !== opts.sha256.toLowerCase()) {
       throw new Error(`sha256 mismatch: got ${digest}, expected ${opts.sha256}`);
     }
+    if (opts.sha256Prefix && !digest.startsWith(opts.sha256Prefix.toLowerCase())) {
+      throw new Error(`sha256 mismatch: got ${digest}, which does not start with ${opts.sha256Prefix} (the hash prefix in the file name)`);
+    }
     renameSync(tmp, dest);
     writeFileSync(`${dest}.sha256`, `${digest}  ${label}\n`);
     progress.finish(done, true);
-    if (!opts.sha256) sink.write(`[weights] sha256 ${digest} (no known checksum; recorded in ${dest}.sha256)\n`);
+    if (!opts.sha256 && !opts.sha256Prefix) sink.write(`[weights] sha256 ${digest} (no known checksum; recorded in ${dest}.sha256)\n`);
     return digest;
   } catch (e) {
     progress?.finish(done, false);

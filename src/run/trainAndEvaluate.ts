@@ -29,6 +29,10 @@ export interface RunOptions {
   backboneInit: 'pretrained' | 'random';
   weightsPath?: string;
   weightsDir?: string;
+  /** How the backbone was chosen (resolveRunConfig), recorded in config.json, metrics.json and report.md. */
+  backboneChoice?: string;
+  /** The chosen backbone stands in for the method's paper backbone (a warning line in report.md). */
+  backboneFallback?: boolean;
   resume?: boolean;
   calibration?: CalibrationRule;
   /** kg CO2 per kWh (default 0.475, as the paper) and PUE (default 1.0). */
@@ -96,6 +100,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     seed: o.seed,
     backboneInit: o.backboneInit,
     weights: o.weightsPath ?? null,
+    backboneChoice: o.backboneChoice ?? null,
     backend: o.backend,
     versions: environmentVersions(),
     argv: o.argv ?? null,
@@ -110,6 +115,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     log,
     seed: o.seed,
     warn: o.warn,
+    backboneChoice: o.backboneChoice,
   });
 
   log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
@@ -175,6 +181,8 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     notes: metrics.notes,
     dataSource: dataset.dataSource,
     backboneInit: (detector.describe().backboneInit as string | undefined) ?? null,
+    backbone: (detector.describe().backbone as string | undefined) ?? null,
+    backboneChoice: o.backboneChoice ?? null,
   };
   writeJsonAtomic(join(o.runDir, 'metrics.json'), metricsJson);
 
@@ -194,6 +202,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     seed: o.seed,
     dataSource: dataset.dataSource,
     backboneInit: metricsJson.backboneInit,
+    backboneFallback: o.backboneFallback ? o.backboneChoice : undefined,
     metrics: metricsJson as ReportMetrics,
     counts: {
       train: train.length,

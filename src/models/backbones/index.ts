@@ -1,9 +1,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, WeightsError } from '../../errors.js';
 import { setInitSeed } from '../../nn/init.js';
 import type { Module } from '../../nn/module.js';
-import { readSafetensors } from '../../nn/safetensors.js';
+import { readWeightsFile } from '../../nn/weightFile.js';
 import { loadTfjsLayersInto, resolveModelJsonPath } from '../../nn/tfjsLayersLoader.js';
 import { defaultWeightsDir, hfUrl, resolveWeights, type ProgressSink } from '../../nn/weights.js';
 import { IMAGENET_NORMALIZATION, SYMMETRIC_NORMALIZATION, UNIT_NORMALIZATION, type FeatureExtractor, type Normalization } from './common.js';
@@ -24,12 +25,12 @@ export { kerasSamePads } from './keras.js';
  *
  * Weight lookup (`createBackbone`):
  * - torchvision models (safetensors from the Hugging Face hub, timm `*.tv_in1k` = torchvision V1
- *   weights): `--weights FILE`, else `<weightsDir>/<repo>/model.safetensors` with weightsDir =
- *   option, env ADBENCH_WEIGHTS or ./weights, else download from HF_ENDPOINT (default
- *   https://huggingface.co) into that path.
+ *   weights, or torchvision's own .pth): `--weights FILE` (.safetensors or .pth), else the
+ *   weights folder (option, env ADBENCH_WEIGHTS or ./weights) and torch.hub's cache, else a
+ *   download (hub, then download.pytorch.org); see src/nn/weights.ts.
  * - TF.js Layers models (mobilenet_v1, tiny_darknet): `--weights DIR|model.json`, else
- *   `<weightsDir>/<folder>/model.json`, else `../shared/weights/<folder>/model.json` relative to
- *   the working directory (the team's shared read-only copy). No download.
+ *   `<weightsDir>/<folder>/model.json`, else the copy shipped in assets/ (Tiny Darknet), else
+ *   `../shared/weights/<folder>/model.json` relative to the working directory. No download.
  * Not obtainable -> random init with a loud `warning` (callers print it and mark reports
  * "random-init backbone"). An explicit path that is missing or does not fit -> WeightsError.
  */
@@ -38,8 +39,11 @@ export type BackboneName = 'wide_resnet50_2' | 'resnet18' | 'resnet50' | 'mobile
 export const BACKBONE_NAMES: readonly BackboneName[] = ['wide_resnet50_2', 'resnet18', 'resnet50', 'mobilenet_v1', 'tiny_darknet'];
 
 export type DefaultWeights =
-  | { kind: 'huggingface'; repo: string; filename: string; sha256?: string; description: string }
-  | { kind: 'tfjs-layers'; folder: string; description: string };
+  | { kind: 'huggingface'; repo: string; filename: string; sha256?: string; description: string; torchvision?: { filename: string } }
+  | { kind: 'tfjs-layers'; folder: string; description: string; shipped?: string };
+
+/** The repository's assets/ folder (weights shipped with the code), found from this file, not the cwd. */
+export const ASSETS_DIR = fileURLToPath(new URL('../../../assets/', import.meta.url));
 
 /** A backbone: a Module that extracts features. */
 export type Backbone = Module & FeatureExtractor;
@@ -71,7 +75,7 @@ function pick(rec: Readonly<Record<string, number>>, keys: readonly string[]): R
   return Object.fromEntries(keys.map((k) => [k, rec[k]]));
 }
 
-function resnetSpec(name: ResNetArch, description: string, sha256: string, strideCh: Record<string, number>): BackboneSpec {
+function resnetSpec(name: ResNetArch, description: string, sha256: string, torchvisionFile: string, strideCh: Record<string, number>): BackboneSpec {
   const taps: ResNetStage[] = ['layer2', 'layer3'];
   return {
     name,
@@ -86,6 +90,7 @@ function resnetSpec(name: ResNetArch, description: string, sha256: string, strid
       filename: 'model.safetensors',
       sha256,
       description: `torchvision IMAGENET1K_V1 weights, as timm/${name}.tv_in1k on the Hugging Face hub`,
+      torchvision: { filename: torchvisionFile },
     },
     build(opts: BackboneBuildOptions = {}): Backbone {
       const feats = (opts.featureLayers ?? taps) as readonly string[];
@@ -104,18 +109,21 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
     'wide_resnet50_2',
     'WideResNet-50-2 (torchvision V1), PatchCore/GLASS backbone; 68.9M params, 24.9M up to layer3',
     'df6fb6c4824769769de18e14088475fd6ee94236849aa4e5d8022ba9d9a9a16c',
+    'wide_resnet50_2-95faca4d.pth',
     { layer2: 512, layer3: 1024 },
   ),
   resnet18: resnetSpec(
     'resnet18',
     'ResNet-18 (torchvision V1), CutPaste encoder; 11.7M params',
     '694f673df6520a3158624e8a89af086f59923ee4cd7436fe5bc3bc71d295ad81',
+    'resnet18-f37072fd.pth',
     { layer2: 128, layer3: 256 },
   ),
   resnet50: resnetSpec(
     'resnet50',
     'ResNet-50 (torchvision V1); 25.6M params',
     '5d061a3c593d795bfe682d9b152bafbcf550579873492def3515b46db1189888',
+    'resnet50-0676ba61.pth',
     { layer2: 512, layer3: 1024 },
   ),
   mobilenet_v1: {
@@ -144,6 +152,7 @@ export const BACKBONES: Readonly<Record<BackboneName, BackboneSpec>> = {
       kind: 'tfjs-layers',
       folder: 'ml5_darknet_darknettiny',
       description: 'ml5 darknettiny (Darknet Tiny Darknet ImageNet weights, TF.js Layers)',
+      shipped: 'backbones/tiny_darknet',
     },
     build: (opts: BackboneBuildOptions = {}): Backbone =>
       new TinyDarknet({ featureLayers: opts.featureLayers ?? TINY_DARKNET_DEFAULT_TAPS, includeTop: opts.full }),
@@ -157,7 +166,7 @@ export function getBackboneSpec(name: string): BackboneSpec {
 }
 
 export interface CreateBackboneOptions extends BackboneBuildOptions {
-  /** Explicit weights: a .safetensors file (ResNets) or a TF.js model folder / model.json. */
+  /** Explicit weights: a .safetensors or torch.save .pth file (ResNets) or a TF.js model folder / model.json. */
   weights?: string;
   init: 'pretrained' | 'random';
   /** Weights cache root; default env ADBENCH_WEIGHTS, else ./weights. */
@@ -182,9 +191,16 @@ export interface CreatedBackbone {
   spec: BackboneSpec;
 }
 
-/** Folders searched for a TF.js Layers backbone, in order. */
-export function tfjsWeightCandidates(folder: string, weightsDir?: string): string[] {
-  return [join(resolve(weightsDir ?? defaultWeightsDir()), folder), resolve('..', 'shared', 'weights', folder)];
+/**
+ * Folders searched for a TF.js Layers backbone, in order: the weights folder (a user's copy
+ * wins), the copy shipped in assets/ (Tiny Darknet), the team's ../shared/weights.
+ */
+export function tfjsWeightCandidates(folder: string, weightsDir?: string, shipped?: string): string[] {
+  return [
+    join(resolve(weightsDir ?? defaultWeightsDir()), folder),
+    ...(shipped ? [join(ASSETS_DIR, shipped)] : []),
+    resolve('..', 'shared', 'weights', folder),
+  ];
 }
 
 function loudWarning(name: string, why: string): string {
@@ -196,7 +212,7 @@ function loudWarning(name: string, why: string): string {
 }
 
 function loadResNetFile(module: ResNet, path: string): string[] {
-  const dict = readSafetensors(path);
+  const dict = readWeightsFile(path);
   try {
     if (module.fc) {
       module.loadTorchCheckpoint(dict, { source: path });
@@ -239,6 +255,7 @@ export async function createBackbone(name: string, opts: CreateBackboneOptions):
         repo: dw.repo,
         filename: dw.filename,
         sha256: dw.sha256,
+        torchvision: dw.torchvision,
         offline: opts.offline,
         progress: opts.progress,
       });
@@ -268,7 +285,7 @@ export async function createBackbone(name: string, opts: CreateBackboneOptions):
       }
       dir = p;
     } else {
-      const cands = tfjsWeightCandidates(dw.folder, opts.weightsDir);
+      const cands = tfjsWeightCandidates(dw.folder, opts.weightsDir, dw.shipped);
       dir = cands.find((c) => existsSync(join(c, 'model.json'))) ?? null;
       if (dir === null) {
         return finish({

@@ -55,6 +55,6 @@ export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
     });
     if (bb.warning) env.warn(bb.warning);
     env.log(`[patchcore] backbone ${config.backbone} (${bb.initUsed}): ${bb.source}`);
-    return new PatchCore(config, bb.module, bb.initUsed);
+    return new PatchCore(config, bb.module, bb.initUsed, env.backboneChoice);
   },
 };

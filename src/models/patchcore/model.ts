@@ -30,6 +30,8 @@ export class PatchCore implements AnomalyDetector {
     readonly backbone: FeatureBackbone,
     /** 'pretrained' or 'random-init', shown in every report. */
     readonly backboneInit: 'pretrained' | 'random-init' = 'pretrained',
+    /** Why this backbone (e.g. the shipped Tiny Darknet standing in for WRN-50), for reports. */
+    readonly backboneChoice?: string,
   ) {}
 
   /** Patch features of a batch of [0,1] images: [N*h*w, D]. */
@@ -185,6 +187,7 @@ export class PatchCore implements AnomalyDetector {
     return {
       backbone: this.backbone.name,
       backboneInit: this.backboneInit,
+      ...(this.backboneChoice ? { backboneChoice: this.backboneChoice } : {}),
       ...this.fitStats,
       distance: this.config.distance,
       reweight: this.config.reweight,
