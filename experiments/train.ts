@@ -64,7 +64,7 @@ runCli(async () => {
     backbone: argv.backbone,
     textures: argv.textures,
     set: parseSetOptions(argv.set),
-  });
+  }, { category });
   if (argv.resume && !argv.out) throw new ConfigError('--resume needs --out naming the run folder to continue');
   const rebalanceRaw = process.argv.includes('--rebalance');
   const backend = await setupRuntime(parseBackendChoice(String(argv.backend)), log);

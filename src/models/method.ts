@@ -13,6 +13,23 @@ export interface MethodEnv {
   seed?: number;
   /** Called with a loud warning when pretrained weights could not be had. */
   warn: (message: string) => void;
+  /**
+   * The MVTec AD category the run is for (the requested name, also when synthetic data stands in
+   * for it), for methods with per-category rules (GLASS, DDAD, DiffusionAD). Undefined outside a run.
+   */
+  category?: string;
+}
+
+/**
+ * What config resolution may depend on besides the profile and the CLI overrides.
+ *
+ * ```ts
+ * const config = method.resolveConfig('paper', { epochs: 10 }, { category: 'bottle' });
+ * ```
+ */
+export interface ResolveContext {
+  /** Category of the run (see MethodEnv.category): per-category defaults, e.g. DDAD's w or GLASS' foreground rule. */
+  category?: string;
 }
 
 /** Config values every method has, read by the data pipeline and the CLI. */
@@ -49,7 +66,10 @@ export interface MethodDefinition<C extends BaseMethodConfig = BaseMethodConfig>
   usesSyntheticAnomalies: boolean;
   profiles: Readonly<Record<string, C>>;
   defaultProfile: string;
-  /** Profile + CLI overrides -> full config (throws ConfigError on bad values). */
-  resolveConfig(profile: string, overrides: ConfigOverrides): C;
+  /**
+   * Profile + CLI overrides (+ the run's category) -> full config (throws ConfigError on bad
+   * values). Per-category defaults are applied before `--set`, so the user still has the last word.
+   */
+  resolveConfig(profile: string, overrides: ConfigOverrides, ctx?: ResolveContext): C;
   create(config: C, env: MethodEnv): Promise<AnomalyDetector & { readonly backboneInit?: string }>;
 }

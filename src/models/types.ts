@@ -27,6 +27,8 @@ export interface FitContext {
   /** Normal images held out of train: for model selection and threshold calibration only. */
   validation?: ImageSource;
   resume?: boolean;
+  /** The run's category (see MethodEnv.category); undefined outside a run. */
+  category?: string;
   /** Optional cost meter started/stopped around the training phase. */
   meter?: { start(phase: string): void; stop(phase: string): void | Promise<void> };
 }

@@ -110,6 +110,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     log,
     seed: o.seed,
     warn: o.warn,
+    category: dataset.requestedCategory,
   });
 
   log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
@@ -132,7 +133,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   // memory-bank methods are metered around their whole fit.
   meter.start('train');
   try {
-    await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume });
+    await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume, category: dataset.requestedCategory });
   } finally {
     await meter.stop('train');
   }
