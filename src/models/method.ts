@@ -1,5 +1,5 @@
-import type { AnomalyDetector } from './types.js';
-import type { LogFn } from './types.js';
+import type { MethodProtocol } from './protocol.js';
+import type { AnomalyDetector, LogFn } from './types.js';
 
 /** What the run gives a method to build its networks. */
 export interface MethodEnv {
@@ -72,4 +72,10 @@ export interface MethodDefinition<C extends BaseMethodConfig = BaseMethodConfig>
    */
   resolveConfig(profile: string, overrides: ConfigOverrides, ctx?: ResolveContext): C;
   create(config: C, env: MethodEnv): Promise<AnomalyDetector & { readonly backboneInit?: string }>;
+  /**
+   * Data and evaluation protocol for a resolved config (resize filter and mode, crop, ground-truth
+   * rule, map resolution, test batch size, stochastic scoring): see protocol.ts; start from
+   * `defaultProtocol(config)` and change what the method's reference implementation does differently.
+   */
+  protocol(config: C): MethodProtocol;
 }

@@ -40,11 +40,21 @@ export interface Prediction {
   maps: tf.Tensor3D;
 }
 
+/** Per-call options of predict(). */
+export interface PredictOptions {
+  /**
+   * Seeded stream for stochastic scorers (the method's protocol says `stochastic: true`); a pure
+   * function of (run seed, set, batch), so repeated scoring gives the same numbers. Deterministic
+   * scorers ignore it.
+   */
+  rng?: Rng;
+}
+
 /** A trained (or fitted) detector. */
 export interface AnomalyDetector {
   fit(train: ImageSource, ctx: FitContext): Promise<void>;
   /** Scores a batch; runs inside tf.tidy, returns new tensors the caller disposes. */
-  predict(images: tf.Tensor4D): Prediction;
+  predict(images: tf.Tensor4D, opts?: PredictOptions): Prediction;
   /** Networks that run at inference (for parameter counts and MACs). */
   modules(): Module[];
   /** Everything needed to score again later (weights, memory bank), written atomically. */

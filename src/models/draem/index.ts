@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { applySetOverrides } from '../configOverrides.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defaultProtocol } from '../protocol.js';
 import { DRAEM_PROFILES, scaledScoreFilter, type DraemConfig } from './config.js';
 import { Draem, validateConfig } from './model.js';
 
@@ -47,6 +48,14 @@ export const draemMethod: MethodDefinition<DraemConfig> = {
   profiles: DRAEM_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  // draem.md §2: squash to the network size, no crop. The official loader resizes with OpenCV
+  // INTER_LINEAR; we keep Pillow-exact bilinear (what every DRAEM number so far was measured
+  // with; 'cv2-bilinear' is available). MVTec images are square, so squash = keep-aspect here.
+  protocol: (config) => {
+    const p = defaultProtocol(config);
+    const data = { ...p.data, resizeMode: 'squash', crop: null } as const;
+    return { data, evaluation: { ...p.evaluation, data } };
+  },
   async create(config, env) {
     validateConfig(config);
     const d = new Draem(config);

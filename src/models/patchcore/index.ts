@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { createBackbone, getBackboneSpec } from '../backbones/index.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defaultProtocol } from '../protocol.js';
 import { applySetOverrides } from '../configOverrides.js';
 import { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
 import { PatchCore } from './model.js';
@@ -45,6 +46,8 @@ export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
   profiles: PATCHCORE_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  // torchvision Resize(resize) + CenterCrop(crop), Pillow bilinear (patchcore.md §2): the default.
+  protocol: (config) => defaultProtocol(config),
   async create(config, env) {
     const bb = await createBackbone(config.backbone, {
       init: env.backboneInit,

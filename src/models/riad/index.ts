@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { applySetOverrides } from '../configOverrides.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defaultProtocol } from '../protocol.js';
 import { RIAD_PROFILES, type RiadConfig } from './config.js';
 import { TrainMaskSampler } from './masks.js';
 import { Riad } from './model.js';
@@ -69,6 +70,13 @@ export const riadMethod: MethodDefinition<RiadConfig> = {
   profiles: RIAD_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  // riad.md §2: squash to a square, no crop, Pillow-exact bilinear; scoring uses fixed seeded
+  // partitions (config.evalSeed), so the scorer is deterministic.
+  protocol: (config) => {
+    const p = defaultProtocol(config);
+    const data = { ...p.data, resizeMode: 'squash', crop: null } as const;
+    return { data, evaluation: { ...p.evaluation, data } };
+  },
   async create(config, env) {
     validate(config);
     const r = new Riad(config);
