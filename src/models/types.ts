@@ -2,16 +2,21 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Module } from '../nn/module.js';
 import type { Rng } from '../util/rng.js';
 
+/** How a source keeps its pixels between batches (batch() always returns float32 in [0, 1]). */
+export type PixelStorage = 'uint8' | 'float32';
+
 /**
  * A set of preprocessed images served in batches, so methods never hold a whole category in
- * memory as tensors. Images are NHWC float32 RGB in [0, 1], already resized/cropped to the
- * method's input size.
+ * memory as tensors. Batches are NHWC float32 RGB in [0, 1], already resized/cropped to the
+ * method's input size, whatever the storage (uint8 sources convert per batch: k/255).
  */
 export interface ImageSource {
   readonly ids: readonly string[];
   readonly length: number;
   readonly height: number;
   readonly width: number;
+  /** Storage of the pixels (absent = float32); informational, batch() is the same either way. */
+  readonly storage?: PixelStorage;
   /** Images [start, end) as a new tensor; the caller disposes it. */
   batch(start: number, end: number): tf.Tensor4D;
 }

@@ -9,7 +9,7 @@ import { renderReport, type ReportMetrics } from '../eval/report.js';
 import { writeHeatmapPanel } from '../eval/heatmap.js';
 import { scoreImages, type ScoredSet } from '../eval/scoreImages.js';
 import type { BaseMethodConfig, MethodDefinition } from '../models/method.js';
-import type { AnomalyDetector, PredictOptions } from '../models/types.js';
+import type { AnomalyDetector, PixelStorage, PredictOptions } from '../models/types.js';
 import { environmentVersions, writeFileAtomic, writeJsonAtomic } from '../train/runFolder.js';
 import { CostMeter, countMacs, timeInference, writeCostArtifacts, type InferenceTiming } from '../energy/index.js';
 import { paperCosts } from '../eval/paperReference.js';
@@ -58,11 +58,13 @@ export interface RunResult {
 }
 
 
-async function loadSource(samples: LoadedSample[]): Promise<InMemoryImageSource> {
-  return new InMemoryImageSource(
-    samples.map((s) => s.sample.id),
-    samples.map((s) => s.image),
-  );
+/**
+ * Training and validation images are kept as uint8 levels (4× less memory; exact for 8-bit files,
+ * see toLevels) and their decoded floats dropped; test images stay float32, shared with the
+ * loaded samples that the metrics and heatmaps need anyway.
+ */
+function toSource(samples: LoadedSample[], storage: PixelStorage): InMemoryImageSource {
+  return new InMemoryImageSource(samples.map((s) => s.sample.id), samples.map((s) => s.image), { storage });
 }
 
 const rulePhrase = (r: CalibrationRule): string =>
@@ -120,15 +122,14 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
   const tl = performance.now();
   const cache = o.cacheDir === null ? null : (o.cacheDir ?? defaultCacheDir());
-  const [trainS, valS, testS] = await Promise.all([
-    loadSamples(split.train, transform, 4, cache),
-    loadSamples(split.validation, evalTransform, 4, cache),
+  // Validation samples are kept for their ids in scores.csv only (the image floats go).
+  const [train, [validation, valIds], testS] = await Promise.all([
+    loadSamples(split.train, transform, 4, cache).then((s) => toSource(s, 'uint8')),
+    loadSamples(split.validation, evalTransform, 4, cache).then((s) => [toSource(s, 'uint8'), s.map((v) => v.sample.id)] as const),
     loadSamples(split.test, evalTransform, 4, cache),
   ]);
-  log(`[data] decoded and resized ${trainS.length + valS.length + testS.length} images in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
-  const train = await loadSource(trainS);
-  const validation = await loadSource(valS);
-  const test = await loadSource(testS);
+  log(`[data] decoded and resized ${train.length + validation.length + testS.length} images in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
+  const test = toSource(testS, 'float32');
 
   const meter = await CostMeter.create({ co2: { factorKgPerKwh: o.co2Factor, pue: o.pue } });
   if (o.idleBaselineS && o.idleBaselineS > 0) await meter.measureIdle(o.idleBaselineS);
@@ -177,7 +178,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   // scores.csv: one row per test image (and validation normals, marked), for any external tool.
   const rows = ['id,score,label,defect_type,split'];
   testS.forEach((s, i) => rows.push(`${s.sample.id},${scored.scores[i]},${s.sample.label},${s.sample.defectType},test`));
-  valS.forEach((s, i) => rows.push(`${s.sample.id},${valScores?.scores[i]},0,good,validation`));
+  valIds.forEach((id, i) => rows.push(`${id},${valScores?.scores[i]},0,good,validation`));
   writeFileAtomic(join(o.runDir, 'scores.csv'), `${rows.join('\n')}\n`);
 
   const metricsJson = {
