@@ -7,7 +7,7 @@ import type { BackendInfo } from '../src/backend.js';
 import { transformMask, type RawImage } from '../src/data/imageIO.js';
 import { generateSyntheticCategory } from '../src/data/synthetic/index.js';
 import { ConfigError } from '../src/errors.js';
-import type { BaseMethodConfig, ConfigOverrides, MethodDefinition, MethodEnv, ResolveContext } from '../src/models/method.js';
+import { defineMethod, type BaseMethodConfig, type ConfigOverrides, type MethodDefinition, type MethodEnv, type ResolveContext } from '../src/models/method.js';
 import { defaultProtocol, transformOf, validateProtocol, type MethodProtocol } from '../src/models/protocol.js';
 import type { AnomalyDetector, FitContext, ImageSource, PredictOptions, Prediction } from '../src/models/types.js';
 import { getMethod } from '../src/registry.js';
@@ -53,7 +53,7 @@ class FakeDetector implements AnomalyDetector {
 
 function fakeMethod(protocol: (c: FakeConfig) => MethodProtocol): MethodDefinition<FakeConfig> {
   const base: FakeConfig = { resize: 32, crop: 32, batchSize: 5, categoryRule: 'none' };
-  return {
+  return defineMethod<FakeConfig>({
     name: 'fake', paperId: 'fake', displayName: 'Fake', summary: 'test double', usesSyntheticAnomalies: false,
     profiles: { cpu: base }, defaultProfile: 'cpu',
     resolveConfig: (_p: string, _o: ConfigOverrides, ctx?: ResolveContext) => ({ ...base, categoryRule: ctx?.category === 'synthetic_object' ? 'object rule' : 'other' }),
@@ -62,7 +62,7 @@ function fakeMethod(protocol: (c: FakeConfig) => MethodProtocol): MethodDefiniti
       seen.envCategory = env.category;
       return new FakeDetector();
     },
-  };
+  });
 }
 
 let dir = '';
@@ -80,7 +80,7 @@ async function run(method: MethodDefinition<FakeConfig>, out: string, seed = 0) 
   const config = method.resolveConfig('cpu', {}, { category: 'synthetic_object' });
   const dataset = await prepareDataset({ category: 'synthetic_object', data: dir, seed: 0 });
   return trainAndEvaluate({
-    method: method as unknown as MethodDefinition, config, profile: 'cpu', dataset, backend, seed, runDir: join(dir, out),
+    method, config, profile: 'cpu', dataset, backend, seed, runDir: join(dir, out),
     backboneInit: 'random', heatmaps: 1, inferenceRepeats: 1, cacheDir: null, log: () => {}, warn: () => {},
   });
 }

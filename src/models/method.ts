@@ -1,3 +1,6 @@
+import { ConfigError } from '../errors.js';
+import type { MethodCostSpec } from '../energy/costsTable.js';
+import { paperReference, type MethodPaperReference } from '../eval/paperReference.js';
 import type { MethodProtocol } from './protocol.js';
 import type { AnomalyDetector, LogFn } from './types.js';
 
@@ -78,4 +81,32 @@ export interface MethodDefinition<C extends BaseMethodConfig = BaseMethodConfig>
    * `defaultProtocol(config)` and change what the method's reference implementation does differently.
    */
   protocol(config: C): MethodProtocol;
+  /** Networks and counting rule of its Table 6 row (experiments/costs.ts); absent = no row yet. */
+  costSpec?: MethodCostSpec;
+  /** The paper's rows for `paperId` (Tables 1-6, A1-A4), from src/eval/reference/paper-reference.json. */
+  paperReference(): MethodPaperReference;
+}
+
+/** A definition as a method's index.ts writes it; defineMethod adds what follows from it. */
+export type MethodDefinitionInput<C extends BaseMethodConfig> = Omit<MethodDefinition<C>, 'paperReference'>;
+
+/**
+ * Completes a method's definition (paperReference from its paperId) and checks it is consistent.
+ * The registry holds the results side by side as MethodDefinition<BaseMethodConfig> without casts:
+ * `resolveConfig`, `create` and `protocol` are methods, which TypeScript compares bivariantly,
+ * and every caller passes a method only the config its own resolveConfig returned.
+ *
+ * ```ts
+ * export const fooMethod = defineMethod<FooConfig>({
+ *   name: 'foo', paperId: 'foo', displayName: 'Foo', summary: '…', usesSyntheticAnomalies: true,
+ *   profiles: FOO_PROFILES, defaultProfile: 'cpu', resolveConfig, protocol: defaultProtocol,
+ *   costSpec: fooCostSpec, create: async (config, env) => new Foo(config, env),
+ * });
+ * ```
+ */
+export function defineMethod<C extends BaseMethodConfig>(def: MethodDefinitionInput<C>): MethodDefinition<C> {
+  if (!/^[a-z0-9_-]+$/.test(def.name)) throw new ConfigError(`method name '${def.name}' must be lower-case letters, digits, '_' or '-' (it names run folders and CLI arguments)`);
+  if (!(def.defaultProfile in def.profiles)) throw new ConfigError(`method '${def.name}': default profile '${def.defaultProfile}' is not one of ${Object.keys(def.profiles).join(', ')}`);
+  if (def.costSpec && def.costSpec.method !== def.name) throw new ConfigError(`method '${def.name}': its cost spec is named '${def.costSpec.method}'`);
+  return { ...def, paperReference: () => paperReference(def.paperId) };
 }

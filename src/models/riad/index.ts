@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { applySetOverrides } from '../configOverrides.js';
-import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defineMethod, type ConfigOverrides } from '../method.js';
+import { riadCostSpec } from './costs.js';
 import { defaultProtocol } from '../protocol.js';
 import { RIAD_PROFILES, type RiadConfig } from './config.js';
 import { TrainMaskSampler } from './masks.js';
@@ -61,7 +62,7 @@ function validate(c: RiadConfig): void {
   new TrainMaskSampler(c.masks.strategy, c.masks.params);
 }
 
-export const riadMethod: MethodDefinition<RiadConfig> = {
+export const riadMethod = defineMethod<RiadConfig>({
   name: 'riad',
   paperId: 'riad',
   displayName: 'RIAD',
@@ -70,6 +71,7 @@ export const riadMethod: MethodDefinition<RiadConfig> = {
   profiles: RIAD_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  costSpec: riadCostSpec,
   // riad.md §2: squash to a square, no crop, Pillow-exact bilinear; scoring uses fixed seeded
   // partitions (config.evalSeed), so the scorer is deterministic.
   protocol: (config) => {
@@ -83,4 +85,4 @@ export const riadMethod: MethodDefinition<RiadConfig> = {
     env.log(`[riad] U-Net width ${config.width}: ${r.net.numParameters().toLocaleString('en-US')} parameters, input ${config.crop}x${config.crop}`);
     return r;
   },
-};
+});
