@@ -65,6 +65,7 @@ runCli(async () => {
     profile,
     { imageSize: argv['image-size'], epochs: argv.epochs, backbone: argv.backbone, textures: argv.textures, set: parseSetOptions(argv.set) },
     { weightsPath: argv.weights, weightsDir: argv['weights-dir'], backboneInit },
+    { category },
   );
   if (backbone?.fallback) log(`[backbone] ${backbone.reason}`);
   if (argv.resume && !argv.out) throw new ConfigError('--resume needs --out naming the run folder to continue');

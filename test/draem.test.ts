@@ -214,9 +214,12 @@ describe('DRAEM training loop on the shared trainer', () => {
     const d = build(cfg, { beforeStep: () => counts.push(tf.memory().numTensors) });
     const before = tf.memory().numTensors;
     await d.fit(syntheticSource(24, size), ctxFor(runDir('learn')));
-    // Adam's moment slots appear during step 1; from step 2 on the count must not move.
+    // Adam's moment slots appear during step 1. The next batch is synthesised while a step runs
+    // (prepareBatch prefetch), so its few tensors come and go; a leak would make the count climb.
     expect(counts).toHaveLength(50);
-    expect(new Set(counts.slice(1)).size).toBe(1);
+    const late = counts.slice(1);
+    expect(Math.max(...late) - Math.min(...late)).toBeLessThanOrEqual(12);
+    expect(Math.max(...late.slice(25))).toBeLessThanOrEqual(Math.max(...late.slice(0, 24)));
     expect(tf.memory().numTensors).toBe(before); // optimizer disposed, no batch left over
     const terms = d.lastFit!.epochTerms;
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;

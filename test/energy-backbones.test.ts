@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { patchcoreCostSpec, resnetPartParams } from '../experiments/cost-specs.js';
+import { patchcoreCostSpec, resnetPartParams } from '../src/models/patchcore/costSpec.js';
 import { initBackend } from '../src/backend.js';
 import { countCostRow, disposeCostNetworks } from '../src/energy/costsTable.js';
 import { countMacs } from '../src/energy/macs.js';

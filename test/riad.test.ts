@@ -8,7 +8,8 @@ import { renderSyntheticSample } from '../src/data/synthetic/index.js';
 import { computeCostRow } from '../src/energy/costsTable.js';
 import { auroc } from '../src/eval/metrics/roc.js';
 import { RIAD_PROFILES, Riad, RiadUNet, riadCostSpec, riadMethod, riadUNetParams, type RiadConfig } from '../src/models/riad/index.js';
-import { TrainMaskSampler } from '../src/models/riad/masks.js';
+import { TrainMaskSampler, type MaskDraw } from '../src/models/riad/masks.js';
+import { disjointMasks } from '../src/augment/riad.js';
 import { anomalyFromReconstructions, medianBlur3, msgmsAnomalyMap, reconstruct, riadLossTerms } from '../src/models/riad/objective.js';
 import type { ImageSource } from '../src/models/types.js';
 import { setInitSeed } from '../src/nn/init.js';
@@ -98,28 +99,30 @@ describe('RIAD network (riad.md §2, §7.1)', () => {
 });
 
 describe('RIAD masks (riad.md §3, §7.2)', () => {
-  it('synchronous sampler draws exactly what the registered riad-masks strategy generates', async () => {
+  it('the sampler draws with the registered riad-masks strategy: k = rng.choice, then disjointMasks, one partition per batch', async () => {
     const params = { cellSizes: [2, 4, 8, 16], numMasks: 3 };
     const sampler = new TrainMaskSampler('riad-masks', params);
-    const strategy = createImageStrategy('riad-masks', { params });
-    const img = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
+    const img = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
     for (let t = 0; t < 4; t++) {
-      const a = sampler.sample(32, 32, new Rng(`m${t}`));
-      const b = await strategy.generate({ images: img }, new Rng(`m${t}`));
-      expect(b.meta[0].cellSize).toBe(a.cellSize);
-      const m = (await b.masks.data()) as Float32Array;
-      a.hidden.forEach((h, j) => expect(Array.from(h)).toEqual(Array.from(m.subarray(j * 32 * 32, (j + 1) * 32 * 32))));
-      tf.dispose([b.images, b.masks, b.labels, b.clean]);
+      const a = await sampler.sample(img, new Rng(`m${t}`));
+      const ref = new Rng(`m${t}`);
+      const k = ref.choice(params.cellSizes);
+      expect(a.cellSize).toBe(k);
+      const expected = disjointMasks(32, 32, k, 3, ref);
+      a.hidden.forEach((h, j) => expect(Array.from(h)).toEqual(Array.from(expected[j])));
     }
+    expect(tf.memory().numTensors).toBe(before);
     img.dispose();
   });
 
-  it('for every k ∈ {2,4,8,16}: Σ hidden ≡ 1, each mask hides ~1/3 in whole grid-aligned k×k cells', () => {
+  it('for every k ∈ {2,4,8,16}: Σ hidden ≡ 1, each mask hides ~1/3 in whole grid-aligned k×k cells', async () => {
     const sampler = new TrainMaskSampler('riad-masks', { cellSizes: [2, 4, 8, 16], numMasks: 3 });
     const s = 64;
     const seen = new Set<number>();
+    const img = tf.zeros([1, s, s, 3]) as tf.Tensor4D;
     for (let t = 0; t < 24; t++) {
-      const { cellSize: k, hidden } = sampler.sample(s, s, new Rng(`cells${t}`));
+      const { cellSize: k, hidden } = await sampler.sample(img, new Rng(`cells${t}`));
       seen.add(k);
       const cells = (s / k) ** 2;
       let partition = true;
@@ -134,6 +137,7 @@ describe('RIAD masks (riad.md §3, §7.2)', () => {
       }
     }
     expect([...seen].sort((a, b) => a - b)).toEqual([2, 4, 8, 16]);
+    img.dispose();
   });
 
   it('rejects anomaly strategies and unknown names', () => {
@@ -144,7 +148,7 @@ describe('RIAD masks (riad.md §3, §7.2)', () => {
 });
 
 describe('RIAD assembly, losses and scoring (riad.md §3–4, §7.3–5)', () => {
-  const hidden = () => new TrainMaskSampler('riad-masks', { cellSizes: [4], numMasks: 3 }).sample(16, 16, new Rng(1)).hidden.map((m) => tf.tensor4d(m, [1, 16, 16, 1]));
+  const hidden = () => disjointMasks(16, 16, 4, 3, new Rng(1)).map((m) => tf.tensor4d(m, [1, 16, 16, 1]));
 
   it('f = identity ⇒ Iᵣ ≡ 0; f = constant C ⇒ Iᵣ ≡ C', () => {
     const hs = hidden();
@@ -218,10 +222,10 @@ describe('RIAD training (tiny configuration)', () => {
     const x = src.batch(0, 2);
     r.net.train();
     const opt = new Adam(r.net.trainableVariables(), { lr: 1e-3 });
-    const rng = new Rng(0);
-    opt.minimize(() => r.trainingLoss(x, rng));
+    const draw = await r.drawMasks(x, new Rng(0));
+    opt.minimize(() => r.trainingLoss(x, draw));
     const afterOne = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) opt.minimize(() => r.trainingLoss(x, rng));
+    for (let i = 0; i < 3; i++) opt.minimize(() => r.trainingLoss(x, draw));
     expect(tf.memory().numTensors).toBe(afterOne);
     opt.dispose();
     r.net.eval();
@@ -250,9 +254,9 @@ describe('RIAD training (tiny configuration)', () => {
       if (killAt === undefined) return new Riad(cfg);
       let calls = 0;
       return new (class extends Riad {
-        override trainingLoss(x: tf.Tensor4D, rng: Rng): tf.Scalar {
+        override trainingLoss(x: tf.Tensor4D, draw: MaskDraw): tf.Scalar {
           if (calls++ === killAt) throw new Error(`simulated kill at step ${killAt}`);
-          return super.trainingLoss(x, rng);
+          return super.trainingLoss(x, draw);
         }
       })(cfg);
     };

@@ -286,7 +286,7 @@ describe('checkpoint files', () => {
     const dir = runDir();
     await train(baseOpts(build(), { runDir: dir, checkpointEvery: 1, keepLast: 2 }));
     const ck = join(dir, 'checkpoints');
-    expect(readdirSync(ck).sort()).toEqual(['ckpt-000000005.adbck', 'ckpt-000000006.adbck', 'latest.json']);
+    expect(readdirSync(ck).sort()).toEqual(['ckpt-000000005.adbck', 'ckpt-000000006.adbck', 'finished.json', 'latest.json']);
     expect(JSON.parse(readFileSync(join(ck, 'latest.json'), 'utf8'))).toEqual({ file: 'ckpt-000000006.adbck', step: 6 });
     const h = readCheckpointHeader(join(ck, 'ckpt-000000006.adbck'));
     expect(h.step).toBe(6);

@@ -39,6 +39,8 @@ export interface ImageTransform {
   /** Center crop applied after resizing (torchvision `CenterCrop`). */
   crop?: ImageSize;
   filter?: ResizeFilter;
+  /** Masks only: anomalous where value > floor(maskThreshold × full scale); default 0.5 (> 127 for 8-bit). */
+  maskThreshold?: number;
 }
 
 /** Decoded pixels before any transform: 8- or 16-bit, HWC. */
@@ -234,8 +236,8 @@ export async function transformImage(raw: RawImage, t: ImageTransform = {}): Pro
 }
 
 /**
- * Resize (nearest, so labels never blur) + center crop a decoded mask and binarise it at half
- * of full scale (> 127 for 8-bit).
+ * Resize (nearest, so labels never blur) + center crop a decoded mask and binarise it at
+ * `maskThreshold` of full scale (default half: > 127 for 8-bit).
  */
 export function transformMask(raw: RawImage, t: ImageTransform = {}): BinaryMask {
   if (raw.c !== 1) throw new RangeError(`transformMask expects a 1-channel mask, got ${raw.c}`);
@@ -247,9 +249,9 @@ export function transformMask(raw: RawImage, t: ImageTransform = {}): BinaryMask
     const [top, left] = centerCropOffsets(rh, rw, oh, ow);
     px = cropHWC(px, rw, 1, top, left, oh, ow);
   }
-  const half = raw.bitDepth === 16 ? 32767 : 127;
+  const level = Math.floor((t.maskThreshold ?? 0.5) * (raw.bitDepth === 16 ? 65535 : 255));
   const out = new Uint8Array(oh * ow);
-  for (let i = 0; i < out.length; i++) out[i] = px[i] > half ? 1 : 0;
+  for (let i = 0; i < out.length; i++) out[i] = px[i] > level ? 1 : 0;
   return { data: out, h: oh, w: ow };
 }
 

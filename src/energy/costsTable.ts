@@ -1,12 +1,12 @@
-import { ConfigError } from '../errors.js';
 import { countMacs, type MacReport } from './macs.js';
 import { moduleRoots, type ModuleSet, type ParamInclusionRule } from './params.js';
 
 /**
  * What experiments/costs.ts needs from a method to print its Table 6 parameter and GMAC row: how
  * to build its networks and run the pass the paper counted, and the paper's figures with the rule
- * the paper used to count parameters (TABLE6.md). Method owners register a spec; the CLI iterates.
- * This file imports no method code (energy sits below models): specs come in via registerCostSpec.
+ * the paper used to count parameters (TABLE6.md). Each method's spec lives beside its code and is
+ * reachable as MethodDefinition.costSpec (src/registry.ts); this file imports no method code
+ * (energy sits below models).
  */
 
 export interface CostNetworks {
@@ -58,24 +58,6 @@ export interface CostRowDetail extends CostRow {
   ratioGmacPtflops: number | null;
   paperRuleDescription: string;
   macs: MacReport;
-}
-
-const specs = new Map<string, MethodCostSpec>();
-
-export function registerCostSpec(spec: MethodCostSpec): void {
-  specs.set(spec.method.toLowerCase(), spec);
-}
-
-export function costSpecNames(): string[] {
-  return [...specs.keys()];
-}
-
-export function getCostSpec(name: string): MethodCostSpec {
-  const s = specs.get(name.toLowerCase());
-  if (!s) {
-    throw new ConfigError(`no cost spec for method '${name}'; registered: ${costSpecNames().join(', ') || 'none'} (a method registers one with registerCostSpec)`);
-  }
-  return s;
 }
 
 /** Counts one pass of already-built networks (kept alive: the caller disposes them). */

@@ -275,6 +275,12 @@ export function macRowsFromKernels(events: readonly KernelEvent[], paramsByPath?
       let biggest = out;
       for (let j = i; j <= end; j++) for (const o of events[j].outputs) if (numel(o.shape) > numel(biggest)) biggest = o.shape;
       push(e, 'norm', '(module)', [biggest], biggest, 0, 2 * numel(biggest));
+      // A ReLU run inside the norm module (BatchNorm2d.callWithRelu: Sequential's BN + ReLU pair)
+      // is still PyTorch's separate nn.ReLU, which ptflops charges numel of its output.
+      for (let j = i; j <= end; j++) {
+        const a = events[j];
+        if (ACTIVATION.has(a.kernel)) push(a, 'activation', a.kernel, shapesOf(a), a.outputs[0]?.shape ?? [], 0, numel(a.outputs[0]?.shape ?? []));
+      }
       return;
     }
     if (BIAS_ADD.has(e.kernel) && runOp !== null && runOp !== 'conv_backprop') {

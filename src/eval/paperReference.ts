@@ -81,3 +81,38 @@ export function paperGroupResult(
   if (!r) return null;
   return { auroc: num(r.auc), recall: num(r.recall), f1: num(r.f1), ap: num(r.ap) };
 }
+
+/** Every row the paper has for one method (MethodDefinition.paperReference()). */
+export interface MethodPaperReference {
+  /** The method's id in the paper's tables. */
+  paperId: string;
+  /** Tables 5 and 6, or null if the paper has neither row. */
+  costs: PaperCosts | null;
+  /** Tables 1-4: global, fixed objects, rotating objects, textures. */
+  groups: Record<'global' | 'fixed' | 'rotating' | 'textures', PaperCategoryResult | null>;
+  /** Tables A1-A4 for one MVTec category, or 'average'. */
+  category(category: string): PaperCategoryResult | null;
+}
+
+/**
+ * The paper's rows for `paperId`, read from paper-reference.json (the only copy of the paper's
+ * numbers; reports, costs.ts and tests all come here).
+ *
+ * ```ts
+ * paperReference('draem').costs?.gmac;            // 198.44 (Table 6)
+ * paperReference('draem').category('bottle')?.auroc; // Table A1
+ * ```
+ */
+export function paperReference(paperId: string): MethodPaperReference {
+  return {
+    paperId,
+    costs: paperCosts(paperId),
+    groups: {
+      global: paperGroupResult(paperId, 'global'),
+      fixed: paperGroupResult(paperId, 'fixed'),
+      rotating: paperGroupResult(paperId, 'rotating'),
+      textures: paperGroupResult(paperId, 'textures'),
+    },
+    category: (category: string) => paperCategoryResult(paperId, category),
+  };
+}

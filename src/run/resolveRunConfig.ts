@@ -1,5 +1,5 @@
 import { chooseBackbone, type BackboneChoice } from '../models/backbones/choice.js';
-import type { BaseMethodConfig, ConfigOverrides, MethodDefinition } from '../models/method.js';
+import type { BaseMethodConfig, ConfigOverrides, MethodDefinition, ResolveContext } from '../models/method.js';
 
 export interface RunBackboneOptions {
   weightsPath?: string;
@@ -17,9 +17,10 @@ export function resolveRunConfig<C extends BaseMethodConfig>(
   profile: string,
   overrides: ConfigOverrides,
   o: RunBackboneOptions,
+  ctx: ResolveContext = {},
 ): { config: C; backbone: BackboneChoice | null } {
-  const base = method.resolveConfig(profile, { ...overrides, backbone: undefined });
-  if (typeof base.backbone !== 'string') return { config: method.resolveConfig(profile, overrides), backbone: null };
+  const base = method.resolveConfig(profile, { ...overrides, backbone: undefined }, ctx);
+  if (typeof base.backbone !== 'string') return { config: method.resolveConfig(profile, overrides, ctx), backbone: null };
   const choice = chooseBackbone({
     preferred: base.backbone,
     requested: overrides.backbone,
@@ -27,5 +28,5 @@ export function resolveRunConfig<C extends BaseMethodConfig>(
     weightsDir: o.weightsDir,
     init: o.backboneInit,
   });
-  return { config: method.resolveConfig(profile, { ...overrides, backbone: choice.name }), backbone: choice };
+  return { config: method.resolveConfig(profile, { ...overrides, backbone: choice.name }, ctx), backbone: choice };
 }

@@ -1,13 +1,15 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { BackendInfo } from '../backend.js';
-import { defaultCacheDir, loadSamples, type ImageTransform, type LoadedSample } from '../data/index.js';
+import { defaultCacheDir, loadSamples, type LoadedSample } from '../data/index.js';
+import { resizeNearest } from '../data/resample.js';
+import { transformOf, validateProtocol } from '../models/protocol.js';
 import { computeMetrics, type CalibrationRule, type MetricsReport } from '../eval/metrics/index.js';
 import { renderReport, type ReportMetrics } from '../eval/report.js';
 import { writeHeatmapPanel } from '../eval/heatmap.js';
 import { scoreImages, type ScoredSet } from '../eval/scoreImages.js';
 import type { BaseMethodConfig, MethodDefinition } from '../models/method.js';
-import type { AnomalyDetector } from '../models/types.js';
+import type { AnomalyDetector, PixelStorage, PredictOptions } from '../models/types.js';
 import { environmentVersions, writeFileAtomic, writeJsonAtomic } from '../train/runFolder.js';
 import { CostMeter, countMacs, timeInference, writeCostArtifacts, type InferenceTiming } from '../energy/index.js';
 import { paperCosts } from '../eval/paperReference.js';
@@ -59,15 +61,14 @@ export interface RunResult {
   detector: AnomalyDetector;
 }
 
-function transformFor(config: BaseMethodConfig): ImageTransform {
-  return { size: config.resize, keepAspect: true, crop: config.crop };
-}
 
-async function loadSource(samples: LoadedSample[]): Promise<InMemoryImageSource> {
-  return new InMemoryImageSource(
-    samples.map((s) => s.sample.id),
-    samples.map((s) => s.image),
-  );
+/**
+ * Training and validation images are kept as uint8 levels (4× less memory; exact for 8-bit files,
+ * see toLevels) and their decoded floats dropped; test images stay float32, shared with the
+ * loaded samples that the metrics and heatmaps need anyway.
+ */
+function toSource(samples: LoadedSample[], storage: PixelStorage): InMemoryImageSource {
+  return new InMemoryImageSource(samples.map((s) => s.sample.id), samples.map((s) => s.image), { storage });
 }
 
 const rulePhrase = (r: CalibrationRule): string =>
@@ -85,7 +86,10 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   const rng = new Rng(o.seed);
   setInitSeed(o.seed);
 
-  const transform = transformFor(config);
+  const protocol = method.protocol(config);
+  validateProtocol(method.name, protocol);
+  const transform = transformOf(protocol.data);
+  const evalTransform = transformOf(protocol.evaluation.data, protocol.evaluation.maskThreshold);
   const split = dataset.split;
   writeJsonAtomic(join(o.runDir, 'config.json'), {
     method: method.name,
@@ -97,6 +101,8 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     profile: o.profile,
     config,
     transform,
+    evaluationTransform: evalTransform,
+    protocol,
     seed: o.seed,
     backboneInit: o.backboneInit,
     weights: o.weightsPath ?? null,
@@ -116,20 +122,20 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     seed: o.seed,
     warn: o.warn,
     backboneChoice: o.backboneChoice,
+    category: dataset.requestedCategory,
   });
 
   log(`[data] ${dataset.dataSource} ${dataset.index.category}: ${split.train.length} train, ${split.validation.length} validation, ${split.test.length} test; preprocessing to ${config.crop}x${config.crop}`);
   const tl = performance.now();
   const cache = o.cacheDir === null ? null : (o.cacheDir ?? defaultCacheDir());
-  const [trainS, valS, testS] = await Promise.all([
-    loadSamples(split.train, transform, 4, cache),
-    loadSamples(split.validation, transform, 4, cache),
-    loadSamples(split.test, transform, 4, cache),
+  // Validation samples are kept for their ids in scores.csv only (the image floats go).
+  const [train, [validation, valIds], testS] = await Promise.all([
+    loadSamples(split.train, transform, 4, cache).then((s) => toSource(s, 'uint8')),
+    loadSamples(split.validation, evalTransform, 4, cache).then((s) => [toSource(s, 'uint8'), s.map((v) => v.sample.id)] as const),
+    loadSamples(split.test, evalTransform, 4, cache),
   ]);
-  log(`[data] decoded and resized ${trainS.length + valS.length + testS.length} images in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
-  const train = await loadSource(trainS);
-  const validation = await loadSource(valS);
-  const test = await loadSource(testS);
+  log(`[data] decoded and resized ${train.length + validation.length + testS.length} images in ${((performance.now() - tl) / 1000).toFixed(1)} s`);
+  const test = toSource(testS, 'float32');
 
   const meter = await CostMeter.create({ co2: { factorKgPerKwh: o.co2Factor, pue: o.pue } });
   if (o.idleBaselineS && o.idleBaselineS > 0) await meter.measureIdle(o.idleBaselineS);
@@ -138,7 +144,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   // memory-bank methods are metered around their whole fit.
   meter.start('train');
   try {
-    await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume });
+    await detector.fit(train, { rng: rng.fork('fit'), log, runDir: o.runDir, validation, resume: o.resume, category: dataset.requestedCategory });
   } finally {
     await meter.stop('train');
   }
@@ -146,11 +152,16 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   log(`[train] ${method.name} fitted in ${fitSeconds.toFixed(1)} s`);
   await detector.save(join(o.runDir, 'model'));
 
-  const bs = config.batchSize;
-  const valScores: ScoredSet | null = validation.length > 0 ? await scoreImages(detector, validation, bs, { keepMaps: false }) : null;
+  const ev = protocol.evaluation;
+  const bs = ev.batchSize;
+  const mapSize = ev.mapSize === 'input' ? undefined : ev.mapSize;
+  const scoreRng = (set: string): Rng | undefined => (ev.stochastic ? rng.fork(`score-${set}`) : undefined);
+  const valScores: ScoredSet | null = validation.length > 0
+    ? await scoreImages(detector, validation, bs, { keepMaps: false, rng: scoreRng('validation') })
+    : null;
   meter.start('test');
   const progress = new Progress({ total: test.length, label: 'score test', log });
-  const scored = await scoreImages(detector, test, bs, { onBatch: (done) => progress.update(done) });
+  const scored = await scoreImages(detector, test, bs, { onBatch: (done) => progress.update(done), rng: scoreRng('test'), mapSize });
   progress.end();
   await meter.stop('test');
   log(`[eval] scored ${test.length} test images in ${scored.seconds.toFixed(1)} s (${((scored.seconds / Math.max(1, test.length)) * 1000).toFixed(0)} ms/image)`);
@@ -160,7 +171,12 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
     imageScores: scored.scores,
     imageLabels: labels,
     maps: scored.maps.map((data, i) => ({ width: scored.width, height: scored.height, data, id: scored.ids[i] })),
-    masks: testS.map((s) => (s.sample.label === 1 ? { width: s.mask.w, height: s.mask.h, data: s.mask.data, id: s.sample.id } : null)),
+    masks: testS.map((s) => {
+      if (s.sample.label !== 1) return null;
+      // protocol mapSize: ground truth (already resized/cropped like its image) nearest-resized to the maps.
+      const m = mapSize === undefined ? s.mask : { data: resizeNearest(s.mask.data, s.mask.h, s.mask.w, 1, mapSize, mapSize), h: mapSize, w: mapSize };
+      return { width: m.w, height: m.h, data: m.data, id: s.sample.id };
+    }),
     validationNormalScores: valScores?.scores,
     calibration: o.calibration,
   });
@@ -168,7 +184,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   // scores.csv: one row per test image (and validation normals, marked), for any external tool.
   const rows = ['id,score,label,defect_type,split'];
   testS.forEach((s, i) => rows.push(`${s.sample.id},${scored.scores[i]},${s.sample.label},${s.sample.defectType},test`));
-  valS.forEach((s, i) => rows.push(`${s.sample.id},${valScores?.scores[i]},0,good,validation`));
+  valIds.forEach((id, i) => rows.push(`${id},${valScores?.scores[i]},0,good,validation`));
   writeFileAtomic(join(o.runDir, 'scores.csv'), `${rows.join('\n')}\n`);
 
   const metricsJson = {
@@ -188,7 +204,7 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
 
   await writeHeatmaps(o, scored, testS);
 
-  const costsMarkdown = await measureCosts(o, detector, test, meter);
+  const costsMarkdown = await measureCosts(o, detector, test, meter, { batchSize: bs, rng: scoreRng('timing') });
 
   const wallTimeS = (performance.now() - t0) / 1000;
   const details = { ...detector.describe(), fitSeconds, testScoringSeconds: scored.seconds };
@@ -224,16 +240,19 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
  * meter's energy/power: costs.json, power-trace.csv, macs.csv, power.png. Returns the report
  * section laid out like Tables 5 and 6 with the paper's numbers beside ours.
  */
-async function measureCosts(o: RunOptions, detector: AnomalyDetector, test: InMemoryImageSource, meter: CostMeter): Promise<string> {
+async function measureCosts(
+  o: RunOptions, detector: AnomalyDetector, test: InMemoryImageSource, meter: CostMeter, scoring: { batchSize: number; rng?: Rng },
+): Promise<string> {
+  const popts: PredictOptions = scoring.rng ? { rng: scoring.rng } : {};
   const one = test.batch(0, 1);
-  const macs = countMacs(() => detector.predict(one), { modules: detector.modules() });
+  const macs = countMacs(() => detector.predict(one, popts), { modules: detector.modules() });
   const repeats = o.inferenceRepeats ?? 5;
-  const inference: InferenceTiming[] = [await timeInference(() => detector.predict(one), { warmup: 1, repeats, batch: 1 })];
+  const inference: InferenceTiming[] = [await timeInference(() => detector.predict(one, popts), { warmup: 1, repeats, batch: 1 })];
   one.dispose();
-  const bs = Math.min(o.config.batchSize, test.length);
+  const bs = Math.min(scoring.batchSize, test.length);
   if (bs > 1) {
     const many = test.batch(0, bs);
-    inference.push(await timeInference(() => detector.predict(many), { warmup: 1, repeats: Math.max(1, Math.ceil(repeats / 2)), batch: bs }));
+    inference.push(await timeInference(() => detector.predict(many, popts), { warmup: 1, repeats: Math.max(1, Math.ceil(repeats / 2)), batch: bs }));
     many.dispose();
   }
   await meter.close();
@@ -273,12 +292,14 @@ async function writeHeatmaps(o: RunOptions, scored: ScoredSet, testS: LoadedSamp
   const picks = [...normals, ...anomalous.filter((_, j) => j % step === 0).slice(0, k)];
   for (const [s, i] of picks) {
     const name = s.sample.id.replace(/[/\\]/g, '_');
+    const sameSize = scored.height === s.image.h && scored.width === s.image.w;
     await writeHeatmapPanel(join(o.runDir, 'heatmaps', `${name}.png`), {
       image: s.image.data,
-      map: scored.maps[i],
+      // A map at another resolution (protocol mapSize) is drawn nearest-resized onto its image.
+      map: sameSize ? scored.maps[i] : resizeNearest(scored.maps[i], scored.height, scored.width, 1, s.image.h, s.image.w),
       mask: s.sample.label === 1 ? s.mask.data : null,
-      height: scored.height,
-      width: scored.width,
+      height: s.image.h,
+      width: s.image.w,
       range: [lo, hi],
     });
   }

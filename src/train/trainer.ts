@@ -1,17 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { atomicWriteFile } from './atomicWrite.js';
 import { TrainingError } from '../errors.js';
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import { CheckpointDir, CheckpointMeta, JsonValue, readCheckpoint, validateTensorSet } from './checkpoint.js';
+import { BatchQueue, disposeBatchTensors } from './batchQueue.js';
 import { clipByGlobalNorm, globalNorm } from './clipGradients.js';
 import type { NamedGrads, Optimizer, OptimizerState } from './optimizers/optimizer.js';
 import { Progress, ProgressMode } from './progress.js';
 import type { Schedule } from './schedules.js';
 
-/** What a step function learns about its position in the run. */
-export interface StepContext {
+/** Where a batch sits in the run (what `prepareBatch` learns). */
+export interface BatchContext {
   /** Global 0-based step (= batchIndex). */
   step: number;
   /** 0-based epoch of this step. */
@@ -20,16 +23,40 @@ export interface StepContext {
   batchInEpoch: number;
   stepsPerEpoch: number;
   totalSteps: number;
+}
+
+/** What a step function learns about its position in the run. */
+export interface StepContext extends BatchContext {
   /** Learning rate of each optimizer for this step. */
   lr: number[];
 }
 
 /**
- * Builds one batch from `rng` and returns the scalar loss. Runs INSIDE tf.variableGrads (and a
- * tidy): every tensor it creates is freed after the step; it must draw all randomness from `rng`
- * (or seeds from `rng.tfSeed()`) for resume to be bit-exact.
+ * Returns the scalar loss of one step. Runs INSIDE tf.variableGrads (and a tidy): every tensor it
+ * creates is freed after the step. `batch` is what `prepareBatch` made for this step (undefined
+ * without that hook). Randomness drawn here must come from `rng` (or seeds from `rng.tfSeed()`),
+ * the trainer's checkpointed stream, for resume to be bit-exact; randomness of the DATA belongs in
+ * `prepareBatch`.
  */
-export type StepFn = (batchIndex: number, rng: Rng, ctx: StepContext) => tf.Scalar;
+export type StepFn<B = undefined> = (batchIndex: number, rng: Rng, ctx: StepContext, batch: B) => tf.Scalar;
+
+/**
+ * Builds the batch of step `step`, asynchronously and outside the differentiable step (it may
+ * await tensor reads, files, the augmentation registry). `rng` is a fresh stream that is a pure
+ * function of (batchSeed, step) — `new Rng(\`${batchSeed}/step-${step}\`)` — so prefetching and
+ * resuming never change a batch. It must not read the model (it runs while earlier steps train).
+ * Return typed arrays (preferred: tensors are made inside the step) or tensors, which the trainer
+ * disposes after the step (see `disposeBatch`).
+ */
+export type PrepareBatchFn<B> = (step: number, rng: Rng, ctx: BatchContext) => B | Promise<B>;
+
+/** What the per-epoch hooks get. */
+export interface EpochContext {
+  /** Completed steps when the hook runs (onEpochStart of a run resumed mid-epoch: the resume step). */
+  step: number;
+  /** Print a line without garbling the progress bar. */
+  log(line: string): void;
+}
 
 /**
  * Duck type of src/energy's CostMeter (a CostMeter is assignable): phases are started/stopped
@@ -68,7 +95,7 @@ export interface ExtraState {
   load(value: JsonValue): void;
 }
 
-export interface TrainOptions {
+export interface TrainOptions<B = undefined> {
   /** Networks whose parameters AND buffers are checkpointed; names prefix the checkpoint keys. */
   modules: Module | Readonly<Record<string, Module>>;
   /** One or several optimizers (disjoint parameter sets); all step on the same loss. */
@@ -82,12 +109,30 @@ export interface TrainOptions {
   steps?: number;
   epochs?: number;
   stepsPerEpoch?: number;
-  stepFn: StepFn;
-  /** Data/augmentation RNG handed to stepFn; its state is checkpointed. Default new Rng(seed ?? 0). */
+  stepFn: StepFn<B>;
+  /**
+   * Asynchronous batch builder (see PrepareBatchFn); its result is the step function's `batch`.
+   * Batch `s` is prepared while step s−1 computes, up to `prefetch` batches ahead.
+   */
+  prepareBatch?: PrepareBatchFn<B>;
+  /** Batches prepared ahead of the running step (default 1; 0 = prepare each just before its step). */
+  prefetch?: number;
+  /** Root of the per-step batch streams (default `${seed}/batch`, seed = rng.seed or `seed`). */
+  batchSeed?: string;
+  /** Frees a batch after its step (default: dispose every tf.Tensor found in it). */
+  disposeBatch?: (batch: B) => void;
+  /** RNG handed to stepFn; its state is checkpointed. Default new Rng(seed ?? 0). */
   rng?: Rng;
   seed?: number | string;
-  /** Run folder; checkpoints go to `<runDir>/checkpoints`. Without it nothing is saved. */
+  /** Run folder; checkpoints go to `<runDir>/checkpoints` (or `<runDir>/checkpoints/<stage>`). Without it nothing is saved. */
   runDir?: string;
+  /**
+   * Training stage of a multi-stage method (e.g. DDAD: 'denoiser', then 'extractor'): checkpoints
+   * go to `<runDir>/checkpoints/<stage>`, so each stage resumes from its own. A stage that finished
+   * (all steps, or stopped early) leaves a `finished.json` there; resuming it restores its final
+   * checkpoint and runs no step (`TrainResult.alreadyFinished`).
+   */
+  stage?: string;
   /** Save every this many steps (default: each epoch when epochs are given, else only at the end; 0 = only at the end). */
   checkpointEvery?: number;
   /** Step checkpoints kept (default 3). */
@@ -100,6 +145,16 @@ export interface TrainOptions {
   nanGuard?: boolean;
   /** Clip gradients to this global L2 norm (torch clip_grad_norm_). */
   clip?: number;
+  /**
+   * Called before the first step of every epoch this call runs (also the epoch a resumed run
+   * continues mid-way: then `ctx.step` > epoch × stepsPerEpoch).
+   */
+  onEpochStart?: (epoch: number, ctx: EpochContext) => void | Promise<void>;
+  /**
+   * Called after the last step of every epoch (after that epoch's checkpoint is written and before
+   * onValidate), e.g. for epoch logs or per-epoch state. State it changes is not in that checkpoint.
+   */
+  onEpochEnd?: (epoch: number, ctx: EpochContext) => void | Promise<void>;
   /** Called after every `validateEvery`-th epoch with the 0-based epoch just finished. Must not use the training rng. */
   onValidate?: (epoch: number, ctx: ValidateContext) => ValidateResult | Promise<ValidateResult>;
   validateEvery?: number;
@@ -131,6 +186,8 @@ export interface TrainResult {
   /** Newest checkpoint written or resumed from (null if none). */
   checkpoint: string | null;
   stoppedEarly: boolean;
+  /** The stage had finished before this call (resume): its final checkpoint was restored, no step ran. */
+  alreadyFinished: boolean;
   /** The RNG state after training (a restored one when resumed). */
   rng: Rng;
 }
@@ -173,11 +230,14 @@ function collectState(modules: [string, Module][], optimizers: readonly Optimize
  *   modules: { rec }, optimizers: opt,
  *   schedule: draemSchedule({ epochs: 700, stepsPerEpoch: 30 }),
  *   epochs: 700, stepsPerEpoch: 30, seed: 1, runDir: 'runs/draem-bottle', resume: true,
- *   stepFn: (i, rng) => { const { x, y } = batch(rng); return lossOf(rec.call(x), y); },
+ *   // async, outside the gradient scope, prefetched; rng is a pure function of (seed, step)
+ *   prepareBatch: async (step, rng) => synthesiseBatch(images, rng), // -> { x: Float32Array, y: Float32Array }
+ *   stepFn: (i, rng, ctx, b) => lossOf(rec.call(tf.tensor4d(b.x, shape)), tf.tensor4d(b.y, shape)),
+ *   onEpochEnd: (epoch, ctx) => ctx.log(`epoch ${epoch + 1} done`),
  * });
  * ```
  */
-export async function train(opts: TrainOptions): Promise<TrainResult> {
+export async function train<B = undefined>(opts: TrainOptions<B>): Promise<TrainResult> {
   const modules = namedModules(opts.modules);
   const optimizers: readonly Optimizer[] = Array.isArray(opts.optimizers) ? opts.optimizers : [opts.optimizers as Optimizer];
   if (optimizers.length === 0) throw new TrainingError('train: no optimizer given');
@@ -194,7 +254,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const log = opts.log ?? ((l: string) => void process.stderr.write(`${l}\n`));
   const hash = opts.config !== undefined ? configHash(opts.config) : null;
   const checkpointEvery = opts.checkpointEvery ?? (opts.epochs !== undefined ? stepsPerEpoch : 0);
-  const ckdir = opts.runDir !== undefined ? new CheckpointDir(join(opts.runDir, 'checkpoints'), { keepLast: opts.keepLast }) : null;
+  if (opts.stage !== undefined && !/^[A-Za-z0-9_.-]+$/.test(opts.stage)) {
+    throw new TrainingError(`train: stage name '${opts.stage}' must be letters, digits, '_', '-' or '.' (it names a checkpoint folder)`);
+  }
+  const ckdir = opts.runDir !== undefined
+    ? new CheckpointDir(join(opts.runDir, 'checkpoints', ...(opts.stage !== undefined ? [opts.stage] : [])), { keepLast: opts.keepLast })
+    : null;
+  const prefetch = opts.prefetch ?? 1;
+  if (!Number.isInteger(prefetch) || prefetch < 0) throw new TrainingError(`train: prefetch must be a non-negative integer, got ${prefetch}`);
   const phaseTrain = opts.meterPhases?.train ?? 'train';
   const phaseVal = opts.meterPhases?.validate ?? 'validate';
 
@@ -208,14 +275,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   );
 
   let rng = opts.rng ?? new Rng(opts.seed ?? 0);
+  const batchSeed = opts.batchSeed ?? `${rng.seed}/batch`;
   let startStep = 0;
   let resumedFrom: string | null = null;
   let lastCheckpoint: string | null = null;
+  const finished = ckdir ? readFinished(ckdir) : null;
 
   // ------------------------------------------------------------------ resume / fresh start
   if (opts.resume) {
     const path = typeof opts.resume === 'string' ? opts.resume : (ckdir?.latest() ?? null);
     if (typeof opts.resume !== 'string' && !ckdir) throw new TrainingError('train: resume needs runDir (or a checkpoint path)');
+    if (typeof opts.resume !== 'string' && ckdir && finished && (finished.stoppedEarly || finished.totalSteps === totalSteps) && path !== null) {
+      // A finished stage is not re-run: its final weights (and optimizer/RNG state) come back.
+      const restored = restore(path, modules, optimizers, { hash, stepsPerEpoch: opts.stepsPerEpoch, extra: opts.extraState });
+      log(`[train] ${opts.stage !== undefined ? `stage '${opts.stage}'` : 'training'} already finished at step ${restored.step} (${ckdir.dir}); restored, not re-run`);
+      return {
+        startStep: restored.step, step: restored.step, totalSteps, losses: [], lastLoss: null, resumedFrom: path, checkpoint: path,
+        stoppedEarly: finished.stoppedEarly, alreadyFinished: true, rng: restored.rng ?? rng,
+      };
+    }
     if (path === null) {
       log(`[train] no checkpoint in ${ckdir?.dir}; starting from step 0`);
     } else {
@@ -235,6 +313,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     ckdir.clear();
   }
+  if (ckdir) clearFinished(ckdir);
 
   const meta = (step: number): CheckpointMeta => ({
     step,
@@ -278,22 +357,38 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   };
 
+  const batchCtx = (s: number): BatchContext => ({ step: s, epoch: Math.floor(s / stepsPerEpoch), batchInEpoch: s % stepsPerEpoch, stepsPerEpoch, totalSteps });
+  const prepareBatch = opts.prepareBatch;
+  const disposeBatch = opts.disposeBatch ?? ((b: B) => disposeBatchTensors(b));
+  const queue = prepareBatch
+    ? new BatchQueue<B>((s) => prepareBatch(s, new Rng(`${batchSeed}/step-${s}`), batchCtx(s)), totalSteps, prefetch, disposeBatch)
+    : null;
+  const epochCtx = (): EpochContext => ({ step, log: (l: string) => progress.message(l) });
+
   meterStart(phaseTrain);
   try {
     for (; step < totalSteps; ) {
       const epoch = Math.floor(step / stepsPerEpoch);
       const batchInEpoch = step % stepsPerEpoch;
+      if (opts.onEpochStart && (batchInEpoch === 0 || step === startStep)) await opts.onEpochStart(epoch, epochCtx());
+      const batch = queue ? await queue.take(step) : (undefined as B);
       const lr = optimizers.map((o, k) => {
         const s = schedules[k];
         if (s) o.lr = s(step);
         return o.lr;
       });
-      const ctx: StepContext = { step, epoch, batchInEpoch, stepsPerEpoch, totalSteps, lr };
-      const { loss, gradNorm } = await runStep(opts.stepFn, ctx, rng, optimizers, {
-        clip: opts.clip, wantNorm: nanGuard || opts.clip !== undefined, nanGuard, lastCheckpoint, totalSteps,
-      }).catch((e: unknown) => {
-        throw wasmHeapExhausted(e, ctx.step + 1, lastCheckpoint) ?? e;
-      });
+      const ctx: StepContext = { ...batchCtx(step), lr };
+      let result: { loss: number; gradNorm: number | null };
+      try {
+        result = await runStep(opts.stepFn, ctx, rng, batch, optimizers, {
+          clip: opts.clip, wantNorm: nanGuard || opts.clip !== undefined, nanGuard, lastCheckpoint, totalSteps,
+        }).catch((e: unknown) => {
+          throw wasmHeapExhausted(e, ctx.step + 1, lastCheckpoint) ?? e;
+        });
+      } finally {
+        if (queue) disposeBatch(batch);
+      }
+      const { loss, gradNorm } = result;
       step += 1;
       losses.push(loss);
       opts.onStep?.({ step: ctx.step, epoch, batchInEpoch, loss, gradNorm, lr });
@@ -303,6 +398,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (ckdir && ((checkpointEvery > 0 && step % checkpointEvery === 0) || step === totalSteps)) {
         lastCheckpoint = save(step);
       }
+      if (endOfEpoch && opts.onEpochEnd) await opts.onEpochEnd(epoch, epochCtx());
       if (endOfEpoch && opts.onValidate && (epoch + 1) % (opts.validateEvery ?? 1) === 0) {
         await meterStop();
         meterStart(phaseVal);
@@ -327,13 +423,42 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
     }
   } finally {
+    await queue?.drain();
     progress.end();
     await meterStop();
   }
+  if (ckdir && lastCheckpoint !== null && (step === totalSteps || stoppedEarly)) writeFinished(ckdir, { step, totalSteps, stoppedEarly });
   return {
     startStep, step, totalSteps, losses, lastLoss: losses.length ? losses[losses.length - 1] : null,
-    resumedFrom, checkpoint: lastCheckpoint, stoppedEarly, rng,
+    resumedFrom, checkpoint: lastCheckpoint, stoppedEarly, alreadyFinished: false, rng,
   };
+}
+
+/** `finished.json` beside a stage's checkpoints: the stage ran to its end (or stopped early). */
+interface FinishedMarker {
+  step: number;
+  totalSteps: number;
+  stoppedEarly: boolean;
+}
+
+const FINISHED_FILE = 'finished.json';
+
+function readFinished(ckdir: CheckpointDir): FinishedMarker | null {
+  const path = join(ckdir.dir, FINISHED_FILE);
+  if (!existsSync(path)) return null;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as FinishedMarker;
+  } catch (e) {
+    throw new TrainingError(`${path} is unreadable (${(e as Error).message}); delete it to resume from the newest checkpoint`);
+  }
+}
+
+function writeFinished(ckdir: CheckpointDir, m: FinishedMarker): void {
+  atomicWriteFile(join(ckdir.dir, FINISHED_FILE), `${JSON.stringify(m)}\n`);
+}
+
+function clearFinished(ckdir: CheckpointDir): void {
+  rmSync(join(ckdir.dir, FINISHED_FILE), { force: true });
 }
 
 /**
@@ -352,10 +477,11 @@ export function wasmHeapExhausted(e: unknown, step: number, lastCheckpoint: stri
   );
 }
 
-async function runStep(
-  stepFn: StepFn,
+async function runStep<B>(
+  stepFn: StepFn<B>,
   ctx: StepContext,
   rng: Rng,
+  batch: B,
   optimizers: readonly Optimizer[],
   o: { clip?: number; wantNorm: boolean; nanGuard: boolean; lastCheckpoint: string | null; totalSteps: number },
 ): Promise<{ loss: number; gradNorm: number | null }> {
@@ -363,7 +489,7 @@ async function runStep(
   if (vars.length === 0) throw new TrainingError('train: no trainable parameters');
   const { value, grads, norm } = tf.tidy(() => {
     const { value: v, grads: g } = tf.variableGrads(() => {
-      const l = stepFn(ctx.step, rng, ctx);
+      const l = stepFn(ctx.step, rng, ctx, batch);
       if (!(l instanceof tf.Tensor) || l.rank !== 0) throw new TrainingError(`train: stepFn must return a scalar loss tensor (step ${ctx.step + 1})`);
       return l;
     }, vars);

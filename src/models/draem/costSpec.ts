@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MethodCostSpec } from '../../energy/costsTable.js';
+import { paperCosts } from '../../eval/paperReference.js';
 import { DRAEM_PROFILES } from './config.js';
 import { DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward } from './network.js';
 
@@ -13,8 +14,8 @@ import { DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward } from
 export const draemCostSpec: MethodCostSpec = {
   method: 'draem',
   inputSize: DRAEM_PROFILES.paper.crop,
-  paperParamsM: 97.42,
-  paperGmac: 198.44,
+  paperParamsM: paperCosts('draem')?.modelSizeParamsM ?? null,
+  paperGmac: paperCosts('draem')?.gmac ?? null,
   paperRule: { description: 'reconstructive + discriminative sub-networks, all parameters (as the paper)' },
   note: 'one forward of both networks (reconstruction, then segmentation of [reconstruction, input]) at batch 1; softmax and the mean-filter score not counted',
   build() {

@@ -1,6 +1,8 @@
 import { ConfigError } from '../../errors.js';
 import { applySetOverrides } from '../configOverrides.js';
-import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defineMethod, type ConfigOverrides } from '../method.js';
+import { draemCostSpec } from './costSpec.js';
+import { defaultProtocol } from '../protocol.js';
 import { DRAEM_PROFILES, scaledScoreFilter, type DraemConfig } from './config.js';
 import { Draem, validateConfig } from './model.js';
 
@@ -38,7 +40,7 @@ function resolveConfig(profile: string, o: ConfigOverrides): DraemConfig {
   return out;
 }
 
-export const draemMethod: MethodDefinition<DraemConfig> = {
+export const draemMethod = defineMethod<DraemConfig>({
   name: 'draem',
   paperId: 'draem',
   displayName: 'DRAEM',
@@ -47,6 +49,15 @@ export const draemMethod: MethodDefinition<DraemConfig> = {
   profiles: DRAEM_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  costSpec: draemCostSpec,
+  // draem.md §2: squash to the network size, no crop. The official loader resizes with OpenCV
+  // INTER_LINEAR; we keep Pillow-exact bilinear (what every DRAEM number so far was measured
+  // with; 'cv2-bilinear' is available). MVTec images are square, so squash = keep-aspect here.
+  protocol: (config) => {
+    const p = defaultProtocol(config);
+    const data = { ...p.data, resizeMode: 'squash', crop: null } as const;
+    return { data, evaluation: { ...p.evaluation, data } };
+  },
   async create(config, env) {
     validateConfig(config);
     const d = new Draem(config);
@@ -56,4 +67,4 @@ export const draemMethod: MethodDefinition<DraemConfig> = {
     );
     return d;
   },
-};
+});

@@ -6,12 +6,12 @@ import { ConfigError, TrainingError, WeightsError } from '../../errors.js';
 import { draemWeightsInit } from '../../nn/layers/unetBlocks.js';
 import type { Module } from '../../nn/module.js';
 import { readSafetensors, writeSafetensors } from '../../nn/safetensors.js';
-import { CheckpointDir, readCheckpointHeader, type JsonValue } from '../../train/checkpoint.js';
+import type { JsonValue } from '../../train/checkpoint.js';
 import { Adam } from '../../train/optimizers/index.js';
 import { writeJsonAtomic } from '../../train/runFolder.js';
 import { draemSchedule } from '../../train/schedules.js';
 import { train, type StepContext, type TrainResult } from '../../train/trainer.js';
-import { Rng } from '../../util/rng.js';
+import type { Rng } from '../../util/rng.js';
 import type { AnomalyDetector, FitContext, ImageSource, Prediction } from '../types.js';
 import type { DraemConfig } from './config.js';
 import { draemLoss } from './loss.js';
@@ -124,8 +124,8 @@ export class Draem implements AnomalyDetector {
    * run sees exactly the batches the uninterrupted run would have.
    *
    * The simulator is asynchronous (it reads tensors and texture files) while the trainer's step is
-   * synchronous, so each epoch's batches are synthesised before the epoch starts (in the trainer's
-   * end-of-epoch hook) and kept as Float32Arrays: bottle at 256² is ~380 MB per epoch.
+   * synchronous, so it runs in the trainer's prepareBatch hook: batch s+1 is synthesised (as
+   * Float32Arrays) while step s trains, one batch ahead instead of a whole epoch in memory.
    */
   async fit(trainSet: ImageSource, ctx: FitContext): Promise<void> {
     const c = this.config;
@@ -139,24 +139,7 @@ export class Draem implements AnomalyDetector {
     const totalSteps = stepsPerEpoch * c.epochs;
     const dataSeed = ctx.rng.fork('draem-data').seed;
     const strategy = this.anomalyStrategy();
-    const ckdir = new CheckpointDir(join(ctx.runDir, 'checkpoints'), { keepLast: c.keepCheckpoints });
-
-    // Where training (re)starts, to synthesise the right epoch before the first step.
-    let startStep = 0;
-    if (ctx.resume) {
-      const latest = ckdir.latest();
-      if (latest) startStep = readCheckpointHeader(latest).step;
-    }
-
     const batchSize = (step: number): number => Math.min(c.batchSize, n - (step % stepsPerEpoch) * c.batchSize);
-    const prepared = new Map<number, PreparedBatch>();
-    const prepareEpoch = async (epoch: number, from: number): Promise<void> => {
-      prepared.clear();
-      const end = Math.min(totalSteps, (epoch + 1) * stepsPerEpoch);
-      for (let s = Math.max(from, epoch * stepsPerEpoch); s < end; s++) {
-        prepared.set(s, await this.synthesise(trainSet, strategy, new Rng(`${dataSeed}/step-${s}`), batchSize(s)));
-      }
-    };
 
     const { reconstructive, discriminative } = this.nets;
     reconstructive.train();
@@ -172,7 +155,6 @@ export class Draem implements AnomalyDetector {
     ctx.meter?.start('train');
     let result: TrainResult;
     try {
-      if (startStep < totalSteps) await prepareEpoch(Math.floor(startStep / stepsPerEpoch), startStep);
       ctx.log(
         `[draem] ${n} train images, ${stepsPerEpoch} steps/epoch × ${c.epochs} epochs, batch ${c.batchSize}, ${h}², ` +
           `widths ${c.reconstructiveWidth}/${c.discriminativeWidth} (${(this.numParameters() / 1e6).toFixed(2)} M params), ` +
@@ -192,11 +174,11 @@ export class Draem implements AnomalyDetector {
         config: trainingConfig(c),
         log: ctx.log,
         label: 'draem',
-        stepFn: (step, _rng, sctx) => {
+        // Same per-step streams as before the hook existed (`${dataSeed}/step-${s}`): same batches.
+        batchSeed: dataSeed,
+        prepareBatch: (step, rng) => this.synthesise(trainSet, strategy, rng, batchSize(step)),
+        stepFn: (_step, _rng, sctx, b) => {
           this.hooks.beforeStep?.(sctx);
-          const b = prepared.get(step);
-          if (!b) throw new TrainingError(`DRAEM: no synthesised batch for step ${step} (internal error: epoch not prepared)`);
-          prepared.delete(step);
           const shape: [number, number, number, number] = [b.n, h, h, 3];
           const images = tf.tensor4d(b.images, shape);
           const clean = tf.tensor4d(b.clean, shape);
@@ -220,21 +202,18 @@ export class Draem implements AnomalyDetector {
           s.k += 1;
           termSums.set(info.epoch, s);
         },
-        onValidate: async (epoch, vctx) => {
+        onEpochEnd: (epoch, ectx) => {
           const s = termSums.get(epoch);
           if (s) {
-            vctx.log(
+            ectx.log(
               `[draem] epoch ${epoch + 1}/${c.epochs}: loss ${(s.total / s.k).toFixed(4)} ` +
                 `(L2 ${(s.l2 / s.k).toFixed(4)}, SSIM ${(s.ssim / s.k).toFixed(4)}, focal ${(s.focal / s.k).toFixed(4)}), lr ${optimizer.lr.toExponential(1)}`,
             );
           }
-          // The next epoch's batches; the last epoch has none.
-          if ((epoch + 1) * stepsPerEpoch < totalSteps) await prepareEpoch(epoch + 1, (epoch + 1) * stepsPerEpoch);
         },
       });
     } finally {
       if (pendingTerms) (pendingTerms as tf.Tensor).dispose();
-      prepared.clear();
       optimizer.dispose();
       await ctx.meter?.stop('train');
     }

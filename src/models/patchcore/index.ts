@@ -1,11 +1,14 @@
 import { ConfigError } from '../../errors.js';
 import { createBackbone, getBackboneSpec } from '../backbones/index.js';
-import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defineMethod, type ConfigOverrides } from '../method.js';
+import { patchcoreCostSpec } from './costSpec.js';
+import { defaultProtocol } from '../protocol.js';
 import { applySetOverrides } from '../configOverrides.js';
 import { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
 import { PatchCore } from './model.js';
 
 export { PatchCore } from './model.js';
+export { patchcoreCostSpec, resnetPartParams } from './costSpec.js';
 export { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
 
 function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
@@ -36,7 +39,7 @@ function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
   return out;
 }
 
-export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
+export const patchcoreMethod = defineMethod<PatchCoreConfig>({
   name: 'patchcore',
   paperId: 'patchcore',
   displayName: 'PatchCore',
@@ -45,6 +48,9 @@ export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
   profiles: PATCHCORE_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  costSpec: patchcoreCostSpec,
+  // torchvision Resize(resize) + CenterCrop(crop), Pillow bilinear (patchcore.md §2): the default.
+  protocol: (config) => defaultProtocol(config),
   async create(config, env) {
     const bb = await createBackbone(config.backbone, {
       init: env.backboneInit,
@@ -57,4 +63,4 @@ export const patchcoreMethod: MethodDefinition<PatchCoreConfig> = {
     env.log(`[patchcore] backbone ${config.backbone} (${bb.initUsed}): ${bb.source}`);
     return new PatchCore(config, bb.module, bb.initUsed, env.backboneChoice);
   },
-};
+});

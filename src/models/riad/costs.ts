@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MethodCostSpec } from '../../energy/costsTable.js';
+import { paperCosts } from '../../eval/paperReference.js';
 import { RiadUNet } from './network.js';
 
 /**
@@ -11,8 +12,8 @@ import { RiadUNet } from './network.js';
 export const riadCostSpec: MethodCostSpec = {
   method: 'riad',
   inputSize: 256,
-  paperParamsM: 28.8,
-  paperGmac: 77.2,
+  paperParamsM: paperCosts('riad')?.modelSizeParamsM ?? null,
+  paperGmac: paperCosts('riad')?.gmac ?? null,
   note: 'one inpainting U-Net forward at batch 1 (inference runs 12: 3 masks × 4 cell sizes; Table 6 counts one)',
   build() {
     const net = new RiadUNet(64).eval();

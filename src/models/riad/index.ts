@@ -1,6 +1,8 @@
 import { ConfigError } from '../../errors.js';
 import { applySetOverrides } from '../configOverrides.js';
-import type { ConfigOverrides, MethodDefinition } from '../method.js';
+import { defineMethod, type ConfigOverrides } from '../method.js';
+import { riadCostSpec } from './costs.js';
+import { defaultProtocol } from '../protocol.js';
 import { RIAD_PROFILES, type RiadConfig } from './config.js';
 import { TrainMaskSampler } from './masks.js';
 import { Riad } from './model.js';
@@ -60,7 +62,7 @@ function validate(c: RiadConfig): void {
   new TrainMaskSampler(c.masks.strategy, c.masks.params);
 }
 
-export const riadMethod: MethodDefinition<RiadConfig> = {
+export const riadMethod = defineMethod<RiadConfig>({
   name: 'riad',
   paperId: 'riad',
   displayName: 'RIAD',
@@ -69,10 +71,18 @@ export const riadMethod: MethodDefinition<RiadConfig> = {
   profiles: RIAD_PROFILES,
   defaultProfile: 'cpu',
   resolveConfig,
+  costSpec: riadCostSpec,
+  // riad.md §2: squash to a square, no crop, Pillow-exact bilinear; scoring uses fixed seeded
+  // partitions (config.evalSeed), so the scorer is deterministic.
+  protocol: (config) => {
+    const p = defaultProtocol(config);
+    const data = { ...p.data, resizeMode: 'squash', crop: null } as const;
+    return { data, evaluation: { ...p.evaluation, data } };
+  },
   async create(config, env) {
     validate(config);
     const r = new Riad(config);
     env.log(`[riad] U-Net width ${config.width}: ${r.net.numParameters().toLocaleString('en-US')} parameters, input ${config.crop}x${config.crop}`);
     return r;
   },
-};
+});

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createImageStrategy, getStrategyEntry } from '../../augment/registry.js';
-import { disjointMasks, RIAD_PARAMS } from '../../augment/riad.js';
-import { resolveParams } from '../../augment/params.js';
-import type { ImageStrategy, ParamValue } from '../../augment/types.js';
+import { RIAD_PARAMS } from '../../augment/riad.js';
+import { disposeBatch, type ImageStrategy, type ParamValue } from '../../augment/types.js';
 import { ConfigError } from '../../errors.js';
 import type { Rng } from '../../util/rng.js';
 
@@ -16,19 +15,12 @@ export interface MaskDraw {
 }
 
 /**
- * Training masks by strategy name (config `masks.strategy`), validated against the src/augment
- * registry so the generator can be swapped from the config.
- *
- * Why not `strategy.generate()`: the trainer's step function is synchronous (it runs inside
- * tf.variableGrads) while ImageStrategy.generate is async (it reads the images with `await
- * data()`). RIAD's masks do not depend on the images, so for inpaint strategies we draw the
- * masks synchronously with exactly the strategy's RNG draw order (k = rng.choice(cellSizes), then
- * disjointMasks) — test/riad.test.ts checks that both give identical masks for the same RNG state.
- * A new inpaint strategy needs a synchronous branch here (or an async prepare hook in the trainer).
+ * Training masks by strategy name (config `masks.strategy`), drawn by the registered src/augment
+ * strategy itself (`generate`), so the generator can be swapped from the config. The draw is
+ * asynchronous and runs in the trainer's prepareBatch hook, outside the differentiable step.
  */
 export class TrainMaskSampler {
   readonly strategy: ImageStrategy;
-  private readonly cellSizes: readonly number[];
   readonly numMasks: number;
 
   constructor(name: string, params: Readonly<Record<string, ParamValue>>) {
@@ -39,22 +31,31 @@ export class TrainMaskSampler {
       );
     }
     this.strategy = createImageStrategy(name, { params });
-    if (name !== 'riad-masks') {
-      throw new ConfigError(`RIAD masks: inpaint strategy '${name}' has no synchronous mask path in src/models/riad/masks.ts`);
-    }
-    const p = resolveParams(name, RIAD_PARAMS, params);
-    if (p.fill !== RIAD_PARAMS.fill.default) {
+    const fill = this.strategy.params.fill;
+    if (fill !== undefined && fill !== RIAD_PARAMS.fill.default) {
       // Masked pixels are 0 in normalised space (riad.md §3); the model multiplies by the visible mask.
       throw new ConfigError(`RIAD masks: fill must stay ${RIAD_PARAMS.fill.default} (hidden pixels are 0 after [−1, 1] normalisation)`);
     }
-    this.cellSizes = p.cellSizes;
-    this.numMasks = p.numMasks;
+    this.numMasks = this.strategy.outputsPerInput;
   }
 
-  /** One partition for a whole mini-batch (riad.md §3 "one random partition shared by the whole batch"). */
-  sample(h: number, w: number, rng: Rng): MaskDraw {
-    const k = rng.choice(this.cellSizes);
-    return { cellSize: k, hidden: disjointMasks(h, w, k, this.numMasks, rng) };
+  /**
+   * One partition for a whole mini-batch (riad.md §3 "one random partition shared by the whole
+   * batch"): the strategy's output is mask-major (sample j·N + b = image b under mask j), so mask j
+   * is the one of sample j·N. Deterministic in `rng`; `images` are not disposed.
+   */
+  async sample(images: tf.Tensor4D, rng: Rng): Promise<MaskDraw> {
+    const [n, h, w] = images.shape;
+    const out = await this.strategy.generate({ images }, rng);
+    try {
+      const m = (await out.masks.data()) as Float32Array;
+      const plane = h * w;
+      const hidden = Array.from({ length: this.numMasks }, (_, j) => m.slice(j * n * plane, j * n * plane + plane));
+      const k = out.meta[0]?.cellSize;
+      return { cellSize: typeof k === 'number' ? k : 0, hidden };
+    } finally {
+      disposeBatch(out);
+    }
   }
 }
 

@@ -8,12 +8,12 @@ import { CheckpointDir, readCheckpoint, readCheckpointHeader, type JsonValue } f
 import { Adam } from '../../train/optimizers/index.js';
 import { writeJsonAtomic } from '../../train/runFolder.js';
 import { multiStep } from '../../train/schedules.js';
-import { train, type StepFn, type TrainResult } from '../../train/trainer.js';
+import { train, type PrepareBatchFn, type StepFn, type TrainResult } from '../../train/trainer.js';
 import { Rng } from '../../util/rng.js';
 import type { AnomalyDetector, FitContext, ImageSource, Prediction } from '../types.js';
 import type { RiadConfig } from './config.js';
 import { disjointMasks } from '../../augment/riad.js';
-import { maskTensors, TrainMaskSampler } from './masks.js';
+import { maskTensors, TrainMaskSampler, type MaskDraw } from './masks.js';
 import { RiadUNet } from './network.js';
 import { anomalyFromReconstructions, reconstruct, riadLoss, toModelRange } from './objective.js';
 
@@ -27,6 +27,13 @@ interface ValidationLog {
 }
 
 const VALIDATION_LOG = 'riad-validation.json';
+
+/** One prepared training batch: [0, 1] images in epoch order and the batch's mask partition. */
+interface RiadBatch {
+  images: Float32Array;
+  n: number;
+  draw: MaskDraw;
+}
 
 /**
  * RIAD (Zavrtanik et al., Pattern Recognition 2021; riad.md): a U-Net trained to inpaint images
@@ -50,12 +57,17 @@ export class Riad implements AnomalyDetector {
     this.sampler = new TrainMaskSampler(config.masks.strategy, config.masks.params);
   }
 
+  /** One mask draw (one partition for the whole batch) from the configured strategy; deterministic in `rng`. */
+  drawMasks(x01: tf.Tensor4D, rng: Rng): Promise<MaskDraw> {
+    return this.sampler.sample(x01, rng);
+  }
+
   /** One training loss on a [0, 1] batch with one mask draw (inside the caller's tidy/grad scope). */
-  trainingLoss(x01: tf.Tensor4D, rng: Rng): tf.Scalar {
+  trainingLoss(x01: tf.Tensor4D, draw: MaskDraw): tf.Scalar {
     return tf.tidy(() => {
       const [, h, w] = x01.shape;
       const x = toModelRange(x01);
-      const hidden = maskTensors(this.sampler.sample(h, w, rng), h, w);
+      const hidden = maskTensors(draw, h, w);
       const rec = reconstruct((t) => this.net.call(t), x, hidden);
       return riadLoss(x, rec, this.config);
     });
@@ -96,11 +108,20 @@ export class Riad implements AnomalyDetector {
       if (order.epoch !== e) order = { epoch: e, idx: orderRng.fork(`epoch-${e}`).shuffle(Array.from({ length: n }, (_, i) => i)) };
       return order.idx;
     };
-    const stepFn: StepFn = (_i, rng, sctx) => {
-      const idx = epochOrder(sctx.epoch).slice(sctx.batchInEpoch * bs, (sctx.batchInEpoch + 1) * bs);
-      const x01 = idx.length === 1 ? trainSet.batch(idx[0], idx[0] + 1) : (tf.concat(idx.map((i) => trainSet.batch(i, i + 1))) as tf.Tensor4D);
-      return this.trainingLoss(x01, rng);
+    // The batch (images in epoch order + one mask draw from the strategy) is built asynchronously
+    // in the trainer's prepareBatch hook, from a stream that is a pure function of (seed, step).
+    const prepareBatch: PrepareBatchFn<RiadBatch> = async (_step, rng, bctx) => {
+      const idx = epochOrder(bctx.epoch).slice(bctx.batchInEpoch * bs, (bctx.batchInEpoch + 1) * bs);
+      const x01 = tf.tidy(() => (idx.length === 1 ? trainSet.batch(idx[0], idx[0] + 1) : (tf.concat(idx.map((i) => trainSet.batch(i, i + 1))) as tf.Tensor4D)));
+      try {
+        const draw = await this.drawMasks(x01, rng);
+        return { images: (await x01.data()) as Float32Array, n: idx.length, draw };
+      } finally {
+        x01.dispose();
+      }
     };
+    const stepFn: StepFn<RiadBatch> = (_i, _rng, _ctx, b) =>
+      this.trainingLoss(tf.tensor4d(b.images, [b.n, trainSet.height, trainSet.width, 3]), b.draw);
 
     const validation = ctx.validation && ctx.validation.length > 0 ? ctx.validation : null;
     const onValidate = validation
@@ -133,6 +154,8 @@ export class Riad implements AnomalyDetector {
         epochs,
         stepsPerEpoch,
         stepFn,
+        prepareBatch,
+        batchSeed: ctx.rng.fork('riad-batches').seed,
         rng: ctx.rng.fork('riad-masks'),
         runDir: ctx.runDir,
         resume: ctx.resume ?? false,
@@ -183,10 +206,10 @@ export class Riad implements AnomalyDetector {
     try {
       for (let s = 0; s < set.length; s += this.config.batchSize) {
         const e = Math.min(set.length, s + this.config.batchSize);
-        const loss = tf.tidy(() => {
-          const x = set.batch(s, e);
-          return this.trainingLoss(x, rng);
-        });
+        const x = set.batch(s, e);
+        const draw = await this.drawMasks(x, rng);
+        const loss = tf.tidy(() => this.trainingLoss(x, draw));
+        x.dispose();
         sum += (await loss.data())[0] * (e - s);
         count += e - s;
         loss.dispose();

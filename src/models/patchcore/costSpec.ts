@@ -1,14 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerCostSpec, type MethodCostSpec } from '../src/energy/costsTable.js';
-import { RESNET_CONFIGS, RESNET_STAGES, wideResnet50_2, type ResNetArch, type ResNetStage } from '../src/models/backbones/index.js';
-import { draemCostSpec } from '../src/models/draem/costSpec.js';
-import { riadCostSpec } from '../src/models/riad/costs.js';
-
-/**
- * Cost specs (networks + the paper's Table 6 counting rule) of the methods that exist so far, for
- * experiments/costs.ts. A method owner may move its spec next to its code; the CLI only needs
- * `registerCostSpec` to have run.
- */
+import type { MethodCostSpec } from '../../energy/costsTable.js';
+import { paperCosts } from '../../eval/paperReference.js';
+import { RESNET_CONFIGS, RESNET_STAGES, wideResnet50_2, type ResNetArch, type ResNetStage } from '../backbones/index.js';
 
 /**
  * Parameters of torchvision ResNet parts we do not build, from the architecture: the paper counted
@@ -41,11 +34,12 @@ export function resnetPartParams(arch: ResNetArch, parts: readonly (ResNetStage 
   return total;
 }
 
+/** PatchCore's Table 6 row (TABLE6.md): 68.88 M parameters (whole WRN-50-2), 9.24 GMAC (stem..layer3 at 224²). */
 export const patchcoreCostSpec: MethodCostSpec = {
   method: 'patchcore',
   inputSize: 224,
-  paperParamsM: 68.88,
-  paperGmac: 9.24,
+  paperParamsM: paperCosts('patchcore')?.modelSizeParamsM ?? null,
+  paperGmac: paperCosts('patchcore')?.gmac ?? null,
   paperRule: {
     description: 'the whole WRN-50-2 (layer4 + fc counted though never run), as the paper',
     extra: [{ label: 'WRN-50-2 layer4 + fc (not built, never run)', params: resnetPartParams('wide_resnet50_2', ['layer4', 'fc']) }],
@@ -59,9 +53,3 @@ export const patchcoreCostSpec: MethodCostSpec = {
     };
   },
 };
-
-const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec, draemCostSpec, riadCostSpec];
-
-export function registerBuiltinCostSpecs(): void {
-  for (const s of BUILTIN) registerCostSpec(s);
-}
