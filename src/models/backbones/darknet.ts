@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
-import { Module } from '../../nn/module.js';
+import { Module, runFrozen } from '../../nn/module.js';
 import { BatchNorm2d } from '../../nn/layers/norm.js';
 import { ConvBnFold } from '../../nn/layers/fold.js';
 import { UNIT_NORMALIZATION, normalizeInput, pickFeatures, type FeatureExtractor, type Normalization } from './common.js';
@@ -120,13 +120,16 @@ export class TinyDarknet extends Module implements FeatureExtractor {
     });
   }
 
+  /** Frozen (Module.freeze): runs entirely off the gradient tape. */
   extract(x: tf.Tensor4D, layers: readonly string[] = this.featureLayers): Record<string, tf.Tensor4D> {
-    const xn = normalizeInput(x, this.normalization);
-    try {
-      return pickFeatures(this.forward(xn), layers, this.name);
-    } finally {
-      xn.dispose();
-    }
+    return runFrozen(this, () => {
+      const xn = normalizeInput(x, this.normalization);
+      try {
+        return pickFeatures(this.forward(xn), layers, this.name);
+      } finally {
+        xn.dispose();
+      }
+    });
   }
 
   /** ImageNet logits [N, 1000] (Darknet class order), needs includeTop. */

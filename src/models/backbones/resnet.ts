@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
-import { Layer, Module, type StateDict } from '../../nn/module.js';
+import { Layer, Module, runFrozen, type StateDict } from '../../nn/module.js';
 import { Conv2d } from '../../nn/layers/conv.js';
 import { BatchNorm2d } from '../../nn/layers/norm.js';
 import { ConvBnFold } from '../../nn/layers/fold.js';
@@ -246,13 +246,16 @@ export class ResNet extends Module implements FeatureExtractor {
     }) as ResNetFeatures;
   }
 
+  /** Frozen (Module.freeze): runs entirely off the gradient tape. */
   extract(x: tf.Tensor4D, layers: readonly string[] = this.featureLayers): Record<string, tf.Tensor4D> {
-    const xn = normalizeInput(x, this.normalization);
-    try {
-      return pickFeatures(this.forward(xn) as Record<string, tf.Tensor4D>, layers, this.name);
-    } finally {
-      xn.dispose();
-    }
+    return runFrozen(this, () => {
+      const xn = normalizeInput(x, this.normalization);
+      try {
+        return pickFeatures(this.forward(xn) as Record<string, tf.Tensor4D>, layers, this.name);
+      } finally {
+        xn.dispose();
+      }
+    });
   }
 
   /** Global-average-pooled output of the last built stage, [N, C] (torchvision's `flatten(avgpool(x))`). */
