@@ -150,11 +150,14 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   log(`[eval] scored ${test.length} test images in ${scored.seconds.toFixed(1)} s (${((scored.seconds / Math.max(1, test.length)) * 1000).toFixed(0)} ms/image)`);
 
   const labels = testS.map((s) => s.sample.label);
+  // Datasets without ground truth (a folder layout without masks/): an anomalous image without a
+  // mask would count as all-normal pixels, so pixel metrics are left out rather than made wrong.
+  const haveMasks = testS.every((s) => s.sample.label === 0 || s.sample.maskPath !== null);
   const metrics = computeMetrics({
     imageScores: scored.scores,
     imageLabels: labels,
-    maps: scored.maps.map((data, i) => ({ width: scored.width, height: scored.height, data, id: scored.ids[i] })),
-    masks: testS.map((s) => (s.sample.label === 1 ? { width: s.mask.w, height: s.mask.h, data: s.mask.data, id: s.sample.id } : null)),
+    maps: haveMasks ? scored.maps.map((data, i) => ({ width: scored.width, height: scored.height, data, id: scored.ids[i] })) : undefined,
+    masks: haveMasks ? testS.map((s) => (s.sample.label === 1 ? { width: s.mask.w, height: s.mask.h, data: s.mask.data, id: s.sample.id } : null)) : undefined,
     validationNormalScores: valScores?.scores,
     calibration: o.calibration,
   });
