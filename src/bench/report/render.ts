@@ -37,7 +37,7 @@ export function tableMarkdown(t: ReportTable): string {
   if (t.scopes.length === 1) {
     const counts = (row: string): string => {
       const c = t.cells.find((x) => x.row === row);
-      return c ? `${c.nCategories}${c.paperCategories ? `/${c.paperCategories}` : ''} classes, ${c.nSeeds} seed${c.nSeeds === 1 ? '' : 's'}` : '';
+      return c ? `${c.nCategories}${c.paperCategories ? `/${c.paperCategories}` : ''} class${c.nCategories === 1 && !c.paperCategories ? '' : 'es'}, ${c.nSeeds} seed${c.nSeeds === 1 ? '' : 's'}` : '';
     };
     out.push(`| method | ${t.columns.map((c) => c.label).join(' | ')} | coverage |`, `|---|${t.columns.map(() => '---').join('|')}|---|`);
     for (const row of t.rows) {
