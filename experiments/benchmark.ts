@@ -10,7 +10,7 @@ import { hideBin } from 'yargs/helpers';
 import { writeFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../src/errors.js';
-import { enumerateRuns, parseList, parseMethodArgs, parseSeeds, parseShard, selectRuns, shardRuns } from '../src/bench/matrix.js';
+import { enumerateRuns, parseList, parseMethodArgs, parseSeeds, parseShard, runFolderState, selectRuns, shardRuns } from '../src/bench/matrix.js';
 import { executeMatrix } from '../src/bench/matrixExecutor.js';
 import { killLiveRuns, PROJECT_ROOT, trainLauncher } from '../src/bench/launchTrain.js';
 import { slurmScript } from '../src/bench/slurm.js';
@@ -102,7 +102,6 @@ runCli(async () => {
   const runs = selectRuns(shard ? shardRuns(all, shard) : all, argv.only);
   const shardLabel = shard ? `${shard.index}/${shard.count}` : null;
   if (argv.list) {
-    const { runFolderState } = await import('../src/bench/matrix.js');
     for (const r of runs) process.stdout.write(`${r.id}\t${runFolderState(join(root, r.id))}\n`);
     return;
   }

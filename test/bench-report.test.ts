@@ -169,13 +169,21 @@ describe('report tables from run folders', () => {
   });
 
   it('writes report.md, one CSV per table and the figures', async () => {
+    const trace = (n: number): string => ['sampler,method,estimated,device,t_s,unix_ms,power_w,utilization_pct,memory_used_mib,memory_total_mib',
+      ...Array.from({ length: n }, (_, i) => `rapl,rapl,false,package-0,${i},${1_700_000_000_000 + 1000 * i},${20 + i},,,`)].join('\n');
+    writeFileSync(join(root, 'patchcore', 'bottle', 'seed-0', 'power-trace.csv'), trace(3));
+    writeFileSync(join(root, 'draem', 'bottle', 'seed-0', 'power-trace.csv'), trace(1));
     const r = await writeReport({ runsDir: root, command: 'test' });
+    expect(existsSync(join(r.out, 'figures', 'power', 'patchcore__bottle__seed-0.svg'))).toBe(true);
+    expect(existsSync(join(r.out, 'figures', 'power', 'draem__bottle__seed-0.svg'))).toBe(false);
     for (const f of ['report.md', 'table1_global.csv', 'table5_environment.csv', 'a4_ap_per_class.csv', 'figures/roc_bottle.svg', 'figures/auroc_vs_energy.svg', 'figures/auroc_vs_inference_time.svg']) {
       expect(existsSync(join(r.out, f)), f).toBe(true);
     }
     const md = readFileSync(join(r.out, 'report.md'), 'utf8');
     expect(md).toContain('Incomplete run folders (not reported): draem/screw/seed-1');
     expect(md).toContain('### Table A4: image AP per class');
+    expect(md).toContain('no power trace drawn for draem/bottle/seed-0: fewer than two power samples');
+    expect(md).toContain('[patchcore__bottle__seed-0](figures/power/patchcore__bottle__seed-0.svg)');
     const svg = readFileSync(join(r.out, 'figures', 'roc_bottle.svg'), 'utf8');
     expect(svg).toContain('patchcore (seed 0, AUROC 90.0)');
   });

@@ -138,13 +138,20 @@ export async function writeFigures(records: readonly RunRecord[], outDir: string
   }
 
   mkdirSync(join(outDir, 'power'), { recursive: true });
+  const sparse: string[] = [];
   for (const r of records) {
     const trace = join(r.dir, 'power-trace.csv');
     if (!existsSync(trace)) continue;
     const samples = parsePowerTrace(trace);
-    if (!samples.some((s) => s.powerW !== null)) continue;
+    // The CPU-time estimate yields one average point per phase: no trace to draw.
+    if (samples.filter((s) => s.powerW !== null).length < 2) {
+      sparse.push(r.relDir);
+      continue;
+    }
     put(join('power', `${r.relDir.replace(/\//g, '__')}.svg`), powerPlotSvg(samples, { title: `Power, ${rowKey(r)} on ${r.category} (seed ${r.seed})`, phases: r.costs?.phases ?? [] }));
   }
+
+  if (sparse.length) notes.push(`no power trace drawn for ${sparse.join(', ')}: fewer than two power samples (the CPU-time estimate gives one average per phase; NVML, nvidia-smi or RAPL give traces)`);
 
   const categories = orderCategories(records.map((r) => r.category));
   const rows = [...byRow(records).keys()];
