@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { resolve } from 'node:path';
 import { BACKEND_CHOICES, parseBackendChoice } from '../src/backend.js';
 import { ConfigError } from '../src/errors.js';
+import { DATASET_LAYOUTS, parseDatasetLayout } from '../src/data/index.js';
 import { parseCalibrationRule } from '../src/eval/metrics/index.js';
 import { getMethod, methodNames } from '../src/registry.js';
 import { parseSetOptions } from '../src/models/configOverrides.js';
@@ -40,6 +41,8 @@ runCli(async () => {
     .option('val-fraction', { type: 'number', default: 0.1, describe: 'share of normal train images held out for calibration' })
     .option('rebalance', { type: 'number', describe: 'move normal train images to test until normals are this share of test (paper sec. 3.2; default 0.5 when given without value)' })
     .option('calibration', { type: 'string', default: 'quantile:0.99', describe: "threshold rule on validation normals: 'quantile:Q', 'max' or 'meanStd:K'" })
+    .option('dataset', { type: 'string', default: 'mvtec_ad', choices: [...DATASET_LAYOUTS], describe: 'layout of --data: mvtec_ad, visa (split_csv/1cls.csv), mvtec_ad2 (test_public), folder (normal/, abnormal/, masks/)' })
+    .option('split-csv', { type: 'string', describe: 'VisA split CSV (default <data>/split_csv/1cls.csv)' })
     .option('synthetic', { type: 'boolean', default: false, describe: 'use the built-in synthetic dataset' })
     .option('co2-factor', { type: 'number', default: 0.475, describe: 'kg CO2 per kWh (paper: 0.475)' })
     .option('pue', { type: 'number', default: 1.0, describe: 'power usage effectiveness applied to energy before CO2' })
@@ -79,6 +82,8 @@ runCli(async () => {
     rebalance: rebalanceRaw,
     testNormalShare: argv.rebalance !== undefined && !Number.isNaN(argv.rebalance) ? argv.rebalance : undefined,
     synthetic: argv.synthetic,
+    dataset: parseDatasetLayout(argv.dataset),
+    splitCsv: argv['split-csv'],
   });
   if (dataset.notice) warn(dataset.notice);
   for (const w of dataset.split.warnings) log(`[data] warning: ${w}`);

@@ -28,9 +28,29 @@ for (const f of files) {
   });
 }
 
+// Where each table comes from: the paper's table, the lines of the PDF-extracted text
+// (../shared/paper/cools-2025-anomaly-benchmark.txt) and the CSV it was read from (tables README).
+const tableSources: Record<string, { paperTable: string; caption: string; textLines: string; csv: string }> = {
+  table1_global: { paperTable: 'Table 1', caption: 'Global ranking, averaged over the 15 classes', textLines: '192-203', csv: 'table1_global.csv' },
+  table2_fixed: { paperTable: 'Table 2', caption: 'Fixed objects (bottle, cable, capsule, pill, toothbrush, transistor, zipper)', textLines: '211-222', csv: 'table2_fixed.csv' },
+  table3_rotating: { paperTable: 'Table 3', caption: 'Rotating objects (hazelnut, metal_nut, screw)', textLines: '232-243', csv: 'table3_rotating.csv' },
+  table4_textures: { paperTable: 'Table 4', caption: 'Textures (carpet, grid, leather, tile, wood)', textLines: '257-268', csv: 'table4_textures.csv' },
+  table5_environment: { paperTable: 'Table 5', caption: 'CO2 (kg), total energy (kJ), GPU power (W)', textLines: '280-290', csv: 'table5_environment.csv' },
+  table6_hardware: { paperTable: 'Table 6', caption: 'Training time (s), inference time per image (s), GPU utilization (%), model size (MB), GMAC', textLines: '300-310', csv: 'table6_hardware.csv' },
+  a1_auc_per_class: { paperTable: 'Table A1', caption: 'Image AUC per class', textLines: '457-467', csv: 'a1_auc_per_class.csv' },
+  a2_recall_per_class: { paperTable: 'Table A2', caption: 'Recall per class', textLines: '471-481', csv: 'a2_recall_per_class.csv' },
+  a3_f1_per_class: { paperTable: 'Table A3', caption: 'F1 per class (caption misplaced after the rows, l. 495)', textLines: '483-493', csv: 'a3_f1_per_class.csv' },
+  a4_ap_per_class: { paperTable: 'Table A4', caption: 'Image AP per class (RIAD and PatchSVDD rows missing in the paper)', textLines: '499-507', csv: 'a4_ap_per_class.csv' },
+};
+for (const name of Object.keys(tables)) if (!tableSources[name]) throw new Error(`no source recorded for table ${name}`);
+
 const out = {
   source:
     'A. Cools, M. A. Belarbi, S. A. Mahmoudi, "Benchmarking of Anomaly Detection Methods for Industry 4.0", Big Data Cogn. Comput. 2025, 9, 128 (CC BY 4.0)',
+  doi: '10.3390/bdcc9050128',
+  title: 'Benchmarking of Anomaly Detection Methods for Industry 4.0: Evaluation, Ranking, and Practical Recommendations',
+  tablesFrom: '../shared/paper/tables/*.csv (values as printed; see its README for the inconsistencies noted below)',
+  tableSources,
   units: {
     performance: 'percent (0-100)',
     co2_kg: 'kg CO2', energy_kj: 'kJ', gpu_power_w: 'W',

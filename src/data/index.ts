@@ -4,3 +4,4 @@ export * from './mvtec.js';
 export * from './splits.js';
 export * from './synthetic/index.js';
 export { defaultCacheDir } from './preprocessCache.js';
+export * from './layouts/index.js';

@@ -32,6 +32,11 @@ export interface Sample {
   label: 0 | 1;
   /** 'good' or the test sub-folder name. */
   defectType: string;
+  /**
+   * The mask marks defects with any non-zero value (VisA stores class indices 1, 2, ...), not
+   * with white; binarised at > 0 before resizing. Default: MVTec's > half of the range.
+   */
+  maskNonZero?: boolean;
 }
 
 export interface CategoryIndex {
@@ -65,7 +70,7 @@ const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.we
 // on the machine's locale. MVTec names are zero-padded, so this is also numeric order.
 const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-function isDir(p: string): boolean {
+export function isDir(p: string): boolean {
   try {
     return statSync(p).isDirectory();
   } catch {
@@ -80,13 +85,14 @@ function subdirs(dir: string): string[] {
     .sort(byCodePoint);
 }
 
-function imageFiles(dir: string): string[] {
+/** Image files (by extension) in a folder, hidden ones skipped, in code-point order. */
+export function imageFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((f) => !f.startsWith('.') && IMAGE_EXTENSIONS.has(extname(f).toLowerCase()))
     .sort(byCodePoint);
 }
 
-const stem = (file: string): string => file.slice(0, file.length - extname(file).length);
+export const stem = (file: string): string => file.slice(0, file.length - extname(file).length);
 
 /** Sub-folders of `root` that look like categories (they have a `train` folder), sorted. */
 export function listCategoryFolders(root: string): string[] {
@@ -185,7 +191,7 @@ function findMask(dir: string, type: string, s: string, imagePath: string): stri
 
 // Two files with the same stem but different extensions (000.png and 000.jpg) would share an id,
 // which splits and run folders use as the key.
-function checkUniqueIds(samples: readonly Sample[], dir: string): void {
+export function checkUniqueIds(samples: readonly Sample[], dir: string): void {
   const seen = new Map<string, string>();
   for (const s of samples) {
     const prev = seen.get(s.id);
@@ -213,6 +219,10 @@ export async function loadSample(sample: Sample, t: ImageTransform = {}): Promis
     return { sample, image, mask: emptyMask(h, w) };
   }
   const rawMask = await decodeMask(sample.maskPath);
+  if (sample.maskNonZero) {
+    const full = rawMask.bitDepth === 16 ? 65535 : 255;
+    for (let i = 0; i < rawMask.data.length; i++) rawMask.data[i] = rawMask.data[i] > 0 ? full : 0;
+  }
   if (rawMask.h !== raw.h || rawMask.w !== raw.w) {
     throw new DatasetError(
       `mask '${sample.maskPath}' is ${rawMask.w}x${rawMask.h} but its image '${sample.path}' is ` +

@@ -24,6 +24,8 @@ function fileStamp(path: string): string {
 
 export function cacheKey(sample: Sample, t: ImageTransform): string {
   const parts = [FORMAT, fileStamp(sample.path), sample.maskPath ? fileStamp(sample.maskPath) : 'nomask', JSON.stringify(t)];
+  // Only when set, so that MVTec keys stay what they were.
+  if (sample.maskNonZero) parts.push('mask>0');
   return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 40);
 }
 

@@ -1,4 +1,5 @@
 import reference from './reference/paper-reference.json' with { type: 'json' };
+import { ConfigError } from '../errors.js';
 
 /**
  * The paper's numbers (Cools et al. 2025), read from the data file made from its tables by
@@ -10,6 +11,26 @@ const tables = reference.tables as unknown as Record<string, Row[]>;
 
 export const PAPER_SOURCE: string = reference.source;
 export const PAPER_NOTES: Record<string, string> = reference.notes;
+export const PAPER_DOI: string = reference.doi;
+
+export interface PaperTableSource {
+  /** 'Table 1' ... 'Table 6', 'Table A1' ... 'Table A4'. */
+  paperTable: string;
+  caption: string;
+  /** Lines of ../shared/paper/cools-2025-anomaly-benchmark.txt the rows were read from. */
+  textLines: string;
+  csv: string;
+}
+
+/** Table name (e.g. 'table1_global', 'a4_ap_per_class') -> where in the paper it comes from. */
+export const PAPER_TABLE_SOURCES: Record<string, PaperTableSource> = reference.tableSources;
+
+/** Every row of one of the paper's tables, values as printed (null where the paper has none). */
+export function paperTable(name: string): ReadonlyArray<Readonly<Row>> {
+  const t = tables[name];
+  if (!t) throw new ConfigError(`no paper table '${name}'; tables: ${Object.keys(tables).join(', ')}`);
+  return t;
+}
 
 /** Paper ids of the ten methods (the `id` column of every table). */
 export const PAPER_METHOD_IDS = tables.table1_global.map((r) => String(r.id));

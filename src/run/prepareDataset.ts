@@ -11,9 +11,12 @@ import {
   resolveMvtecRoot,
   syntheticDataNotice,
   syntheticStandIn,
+  indexLayoutCategory,
   type CategoryIndex,
+  type DatasetLayout,
   type DatasetSplit,
 } from '../data/index.js';
+import { ConfigError } from '../errors.js';
 
 export interface DatasetRequest {
   category: string;
@@ -26,6 +29,10 @@ export interface DatasetRequest {
   synthetic?: boolean;
   /** Where generated synthetic categories are cached. */
   syntheticDir?: string;
+  /** Layout of the data root (default MVTec AD); the others need an explicit root (--data). */
+  dataset?: DatasetLayout;
+  /** VisA split CSV (default <root>/split_csv/1cls.csv). */
+  splitCsv?: string;
 }
 
 export interface PreparedDataset {
@@ -44,6 +51,7 @@ export interface PreparedDataset {
  * listing what it does contain.
  */
 export async function prepareDataset(req: DatasetRequest): Promise<PreparedDataset> {
+  if (req.dataset && req.dataset !== 'mvtec_ad') return prepareOtherLayout(req, req.dataset);
   const { root, source } = resolveMvtecRoot(req.data);
   const synthDir = resolve(req.syntheticDir ?? join('data', 'synthetic'));
   let useSynthetic = req.synthetic === true || isSyntheticCategory(req.category);
@@ -76,4 +84,14 @@ export async function prepareDataset(req: DatasetRequest): Promise<PreparedDatas
     testNormalShare: req.testNormalShare,
   });
   return { index, split, dataSource: useSynthetic ? 'synthetic' : 'real', notice, requestedCategory: req.category };
+}
+
+/** VisA, MVTec AD 2, plain folders: real data only, from the root the user named. */
+function prepareOtherLayout(req: DatasetRequest, layout: DatasetLayout): PreparedDataset {
+  if (req.synthetic) throw new ConfigError(`--synthetic uses the built-in MVTec-layout data; it cannot be combined with --dataset ${layout}`);
+  const root = req.data;
+  if (!root) throw new ConfigError(`--dataset ${layout} needs --data DIR naming the dataset root`);
+  const index = indexLayoutCategory(layout, req.category, root, { splitCsv: req.splitCsv, seed: req.seed });
+  const split = makeSplit(index, { seed: req.seed, valFraction: req.valFraction, rebalance: req.rebalance, testNormalShare: req.testNormalShare });
+  return { index, split, dataSource: 'real', notice: null, requestedCategory: req.category };
 }

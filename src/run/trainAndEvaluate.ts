@@ -167,16 +167,21 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   log(`[eval] scored ${test.length} test images in ${scored.seconds.toFixed(1)} s (${((scored.seconds / Math.max(1, test.length)) * 1000).toFixed(0)} ms/image)`);
 
   const labels = testS.map((s) => s.sample.label);
+  // Datasets without ground truth (a folder layout without masks/): an anomalous image without a
+  // mask would count as all-normal pixels, so pixel metrics are left out rather than made wrong.
+  const haveMasks = testS.every((s) => s.sample.label === 0 || s.sample.maskPath !== null);
   const metrics = computeMetrics({
     imageScores: scored.scores,
     imageLabels: labels,
-    maps: scored.maps.map((data, i) => ({ width: scored.width, height: scored.height, data, id: scored.ids[i] })),
-    masks: testS.map((s) => {
-      if (s.sample.label !== 1) return null;
-      // protocol mapSize: ground truth (already resized/cropped like its image) nearest-resized to the maps.
-      const m = mapSize === undefined ? s.mask : { data: resizeNearest(s.mask.data, s.mask.h, s.mask.w, 1, mapSize, mapSize), h: mapSize, w: mapSize };
-      return { width: m.w, height: m.h, data: m.data, id: s.sample.id };
-    }),
+    maps: haveMasks ? scored.maps.map((data, i) => ({ width: scored.width, height: scored.height, data, id: scored.ids[i] })) : undefined,
+    masks: haveMasks
+      ? testS.map((s) => {
+          if (s.sample.label !== 1) return null;
+          // protocol mapSize: ground truth (already resized/cropped like its image) nearest-resized to the maps.
+          const m = mapSize === undefined ? s.mask : { data: resizeNearest(s.mask.data, s.mask.h, s.mask.w, 1, mapSize, mapSize), h: mapSize, w: mapSize };
+          return { width: m.w, height: m.h, data: m.data, id: s.sample.id };
+        })
+      : undefined,
     validationNormalScores: valScores?.scores,
     calibration: o.calibration,
   });
