@@ -195,6 +195,16 @@ export async function generateSyntheticCategory(
   };
   await writeFile(join(tmp, SYNTHETIC_MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
   await writeFile(join(tmp, 'README.txt'), `${manifest.note}\nRegenerate: npx tsx experiments/make-synthetic.ts --out ${absRoot} --categories ${cat}\n`);
+  // Concurrent runs (e.g. two test workers) may have generated the same folder meanwhile: an
+  // equivalent copy is kept, never deleted under a reader's feet.
+  const existing = readManifest(dir);
+  if (existing && sameOptions(existing.options, o)) {
+    await rm(tmp, { recursive: true, force: true });
+    return {
+      category: cat, root: absRoot, dir,
+      counts: { train: o.nTrain, testGood: o.nTestGood, testDefective: o.nPerDefect * o.defects.length },
+    };
+  }
   await rm(dir, { recursive: true, force: true });
   try {
     await rename(tmp, dir);
