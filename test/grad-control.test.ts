@@ -260,3 +260,37 @@ describe.each([
     });
   });
 });
+
+describe('a frozen ResNet backbone (FeatureExtractor.extract under runFrozen)', () => {
+  it('keeps none of its ~50 ops on the tape during a step', async () => {
+    await tf.setBackend('wasm');
+    installEagerBackprop();
+    const { ResNet } = await import('../src/models/backbones/resnet.js');
+    setInitSeed(1);
+    const backbone = new ResNet('resnet18', { upTo: 'layer1', featureLayers: ['layer1'] }).eval();
+    const head = new Conv2d(64, 1, 1);
+    const x = tf.tensor4d(randn(32 * 32 * 3, 9, 0.5, 0.5), [1, 32, 32, 3]);
+    const tapeDuringStep = (): number => {
+      let tape = 0;
+      tf.tidy(() => {
+        tf.variableGrads(() => {
+          const out = tf.mean(tf.square(head.call(backbone.extract(x).layer1))) as tf.Scalar;
+          tape = activeTapeLength();
+          return out;
+        }, head.trainableVariables());
+      });
+      return tape;
+    };
+    backbone.setTrainable(false);
+    const onTape = tapeDuringStep();
+    backbone.freeze();
+    const before = tf.memory().numTensors;
+    const frozen = tapeDuringStep();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(onTape).toBeGreaterThan(30);
+    expect(frozen).toBeLessThanOrEqual(8); // the head: conv, bias, square, mean (+ casts)
+    backbone.dispose();
+    head.dispose();
+    x.dispose();
+  });
+});

@@ -1,5 +1,5 @@
 import { ConfigError, TrainingError } from '../../errors.js';
-import { assertSquare, identity, matrix, type Matrix } from './matrix.js';
+import { assertSquare, matrix, type Matrix } from './matrix.js';
 
 /**
  * Lower-triangular L with a = L·Lᵀ (Cholesky–Banachiewicz, float64) for a symmetric positive
@@ -39,31 +39,65 @@ export function solveTriangular(T: Matrix, b: Matrix, opts: { lower: boolean; tr
   const x = matrix(n, m, b.data);
   const t = T.data;
   const X = x.data;
+  const tr = opts.transpose ?? false;
   // Tᵀ of a lower matrix is upper (and vice versa): walk forward iff the effective matrix is lower.
-  const effLower = opts.lower !== (opts.transpose ?? false);
-  const at = opts.transpose ? (i: number, k: number) => t[k * n + i] : (i: number, k: number) => t[i * n + k];
+  const effLower = opts.lower !== tr;
+  // Row form: x_i = (b_i − Σ_k T_ik x_k)/T_ii, each term an axpy on contiguous rows of X.
   for (let s = 0; s < n; s++) {
     const i = effLower ? s : n - 1 - s;
-    const d = at(i, i);
+    const d = t[i * n + i];
     if (d === 0) throw new TrainingError(`solveTriangular: zero on the diagonal at ${i} (singular matrix)`);
-    for (let c = 0; c < m; c++) {
-      let v = X[i * m + c];
-      if (effLower) for (let k = 0; k < i; k++) v -= at(i, k) * X[k * m + c];
-      else for (let k = i + 1; k < n; k++) v -= at(i, k) * X[k * m + c];
-      X[i * m + c] = v / d;
+    const xi = i * m;
+    const k0 = effLower ? 0 : i + 1;
+    const k1 = effLower ? i : n;
+    for (let k = k0; k < k1; k++) {
+      const f = tr ? t[k * n + i] : t[i * n + k];
+      if (f === 0) continue;
+      const xk = k * m;
+      for (let c = 0; c < m; c++) X[xi + c] -= f * X[xk + c];
     }
+    const inv = 1 / d;
+    for (let c = 0; c < m; c++) X[xi + c] *= inv;
   }
   return x;
 }
 
-/** a⁻¹ for symmetric positive definite a, via Cholesky (a⁻¹ = L⁻ᵀ L⁻¹); exactly symmetric. */
+/**
+ * a⁻¹ for symmetric positive definite a, via Cholesky: W = L⁻¹ (lower, forward substitution
+ * touching only its lower triangle, n³/6), then a⁻¹ = Wᵀ·W (lower triangle, n³/6, mirrored):
+ * exactly symmetric, a third of the work of two full triangular solves against the identity.
+ */
 export function inverseSPD(a: Matrix): Matrix {
   const n = assertSquare(a, 'inverseSPD');
-  const L = cholesky(a);
-  const inv = solveTriangular(L, solveTriangular(L, identity(n), { lower: true }), { lower: true, transpose: true });
-  const d = inv.data;
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) d[j * n + i] = d[i * n + j] = 0.5 * (d[i * n + j] + d[j * n + i]);
-  return inv;
+  const l = cholesky(a).data;
+  const w = new Float64Array(n * n);
+  // W row i: W_ij = (δ_ij − Σ_{j≤k<i} L_ik W_kj)/L_ii, only j ≤ i is non-zero
+  for (let i = 0; i < n; i++) {
+    const wi = i * n;
+    for (let k = 0; k < i; k++) {
+      const f = l[i * n + k];
+      if (f === 0) continue;
+      const wk = k * n;
+      for (let j = 0; j <= k; j++) w[wi + j] -= f * w[wk + j];
+    }
+    w[wi + i] += 1;
+    const inv = 1 / l[i * n + i];
+    for (let j = 0; j <= i; j++) w[wi + j] *= inv;
+  }
+  // (WᵀW)_ij = Σ_{k ≥ max(i,j)} W_ki W_kj: accumulate row k's outer product into the lower triangle
+  const out = matrix(n, n);
+  const o = out.data;
+  for (let k = 0; k < n; k++) {
+    const wk = k * n;
+    for (let i = 0; i <= k; i++) {
+      const f = w[wk + i];
+      if (f === 0) continue;
+      const oi = i * n;
+      for (let j = 0; j <= i; j++) o[oi + j] += f * w[wk + j];
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) o[j * n + i] = o[i * n + j];
+  return out;
 }
 
 /** log det a for symmetric positive definite a: 2·Σ log L_ii. */
