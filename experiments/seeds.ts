@@ -4,14 +4,15 @@
  * Each seed is the run train.ts makes with `--seed k --out DIR/seed-k` (same options, same code
  * path: experiments/trainOptions.ts). A seed whose metrics.json exists is not run again, so an
  * interrupted sweep continues where it stopped. DIR/seeds.json and DIR/seeds.md hold mean ± sd
- * (n − 1), min and max of every metric and of the wall time, and the per-seed rows.
+ * (n − 1), min and max of every metric, of the wall time and of the training CPU time, and the
+ * per-seed rows.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../src/errors.js';
-import { parseSeedList, renderSeedsMarkdown, seedRowFromRun, summarizeSeeds, type SeedRow } from '../src/eval/seedStats.js';
+import { parseSeedList, renderSeedsMarkdown, seedRowFromRun, summarizeSeeds, trainCpuSeconds, type RunTimes, type SeedRow } from '../src/eval/seedStats.js';
 import { defaultRunDir, writeFileAtomic, writeJsonAtomic } from '../src/train/runFolder.js';
 import { runCli } from './cli.js';
 import { formatRunSummary, log, runSeed, setupTraining, withTrainOptions } from './trainOptions.js';
@@ -24,11 +25,11 @@ function readJson(path: string): unknown {
   }
 }
 
-function wallTimeOf(runDir: string): number | null {
-  const p = join(runDir, 'timing.json');
-  if (!existsSync(p)) return null;
-  const t = readJson(p) as { wallTimeS?: unknown };
-  return typeof t.wallTimeS === 'number' ? t.wallTimeS : null;
+function timesOf(runDir: string): RunTimes {
+  const timing = join(runDir, 'timing.json');
+  const costs = join(runDir, 'costs.json');
+  const wall = existsSync(timing) ? (readJson(timing) as { wallTimeS?: unknown }).wallTimeS : null;
+  return { wallTimeS: typeof wall === 'number' ? wall : null, trainCpuS: existsSync(costs) ? trainCpuSeconds(readJson(costs)) : null };
 }
 
 runCli(async () => {
@@ -65,7 +66,7 @@ runCli(async () => {
     }
     const metrics = readJson(metricsPath) as { dataSource?: unknown };
     if (metrics.dataSource === 'synthetic') dataSource = 'synthetic';
-    rows.push(seedRowFromRun(seed, runDir, metrics, wallTimeOf(runDir)));
+    rows.push(seedRowFromRun(seed, runDir, metrics, timesOf(runDir)));
   }
 
   const summary = summarizeSeeds(rows);

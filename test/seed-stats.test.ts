@@ -3,7 +3,7 @@
  * out, the markdown table and the --seeds parser.
  */
 import { describe, expect, it } from 'vitest';
-import { describeValues, parseSeedList, renderSeedsMarkdown, seedRowFromRun, summarizeSeeds } from '../src/eval/seedStats.js';
+import { describeValues, parseSeedList, renderSeedsMarkdown, seedRowFromRun, summarizeSeeds, trainCpuSeconds } from '../src/eval/seedStats.js';
 
 const metricsJson = (auroc: number, aupro: number | null) => ({
   image: { auroc, ap: 0.5 },
@@ -36,9 +36,9 @@ describe('describeValues', () => {
 
 describe('summarizeSeeds / renderSeedsMarkdown', () => {
   const rows = [
-    seedRowFromRun(3, '/r/seed-3', metricsJson(0.7, 0.4), 100),
-    seedRowFromRun(0, '/r/seed-0', metricsJson(0.9, null), 140),
-    seedRowFromRun(1, '/r/seed-1', metricsJson(0.8, 0.6), null),
+    seedRowFromRun(3, '/r/seed-3', metricsJson(0.7, 0.4), { wallTimeS: 100, trainCpuS: 50 }),
+    seedRowFromRun(0, '/r/seed-0', metricsJson(0.9, null), { wallTimeS: 140, trainCpuS: 70 }),
+    seedRowFromRun(1, '/r/seed-1', metricsJson(0.8, 0.6), { wallTimeS: null, trainCpuS: 60 }),
   ];
   const s = summarizeSeeds(rows);
   const get = (k: string) => s.metrics.find((m) => m.key === k)!;
@@ -55,6 +55,8 @@ describe('summarizeSeeds / renderSeedsMarkdown', () => {
     expect(get('image.ap').sd).toBe(0);
     expect(get('wallTimeS')).toMatchObject({ n: 2, mean: 120, min: 100, max: 140 });
     expect(get('wallTimeS').sd).toBeCloseTo(Math.sqrt(800), 10); // (±20)² · 2 / 1
+    expect(get('trainCpuS')).toMatchObject({ n: 3, mean: 60, min: 50, max: 70 });
+    expect(get('trainCpuS').sd).toBeCloseTo(10, 12);
   });
 
   it('markdown: points with two decimals, seconds with one, per-seed rows with n/a', () => {
@@ -63,11 +65,22 @@ describe('summarizeSeeds / renderSeedsMarkdown', () => {
     expect(md).toContain('| AUPRO | 50.00 ± 14.14 | 40.00 | 60.00 | 2 |');
     expect(md).toContain('| wall time (s) | 120.0 ± 28.3 | 100.0 | 140.0 | 2 |');
     expect(md).toMatch(/\| 0 \| 90\.00 \| 50\.00 \| 80\.00 \| n\/a \|/);
-    expect(md).toMatch(/\| 1 \| 80\.00 .*\| n\/a \|\n/);
+    expect(md).toContain('| train CPU time (s) | 60.0 ± 10.0 | 50.0 | 70.0 | 3 |');
+    expect(md).toMatch(/\| 1 \| 80\.00 .*\| n\/a \| 60\.0 \|\n/);
     expect(md).not.toContain('SYNTHETIC');
     const one = renderSeedsMarkdown({ method: 'm', category: 'c', profile: 'p', dataSource: 'synthetic', command: 'x' }, summarizeSeeds([rows[0]]));
     expect(one).toContain('| image AUROC | 70.00 | 70.00 | 70.00 | 1 |');
     expect(one).toContain('SYNTHETIC DATA');
+  });
+});
+
+describe('trainCpuSeconds', () => {
+  it("adds user and system CPU seconds of costs.json's train phase; null without one", () => {
+    const costs = { phases: [{ phase: 'test', process: { cpuUserS: 9, cpuSystemS: 9 } }, { phase: 'train', process: { cpuUserS: 58.5, cpuSystemS: 1.25 } }] };
+    expect(trainCpuSeconds(costs)).toBe(59.75);
+    expect(trainCpuSeconds({ phases: [{ phase: 'test', process: { cpuUserS: 1, cpuSystemS: 1 } }] })).toBeNull();
+    expect(trainCpuSeconds({ phases: [{ phase: 'train', process: { cpuUserS: 1 } }] })).toBeNull();
+    expect(trainCpuSeconds(null)).toBeNull();
   });
 });
 

@@ -70,6 +70,7 @@ describe('experiments/seeds.ts', () => {
     const wall = s.metrics.find((m) => m.key === 'wallTimeS')!;
     expect(wall.n).toBe(2);
     expect(wall.min!).toBeGreaterThan(0);
+    expect(s.metrics.find((m) => m.key === 'trainCpuS')!.n).toBe(2);
     for (const key of ['calibrated.f1', 'oracle.f1', 'oracle.precision', 'image.ap', 'pixel.auroc']) expect(s.metrics.find((m) => m.key === key)!.n, key).toBe(2);
     const md = readFileSync(join(out, 'seeds.md'), 'utf8');
     expect(md).toContain('over 2 seeds');

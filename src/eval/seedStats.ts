@@ -18,6 +18,9 @@ export const SEED_METRICS = [
   { key: 'oracle.recall', label: 'oracle recall', percent: true },
   { key: 'oracle.f1', label: 'oracle F1', percent: true },
   { key: 'wallTimeS', label: 'wall time (s)', percent: false },
+  // Process CPU time (user + system) of the training phase (costs.json): unlike the wall time it
+  // hardly depends on what else runs on the machine, so sweeps on a shared machine stay comparable.
+  { key: 'trainCpuS', label: 'train CPU time (s)', percent: false },
 ] as const;
 
 export type SeedMetricKey = (typeof SEED_METRICS)[number]['key'];
@@ -68,13 +71,28 @@ function pick(obj: unknown, path: string): number | null {
   return typeof cur === 'number' && Number.isFinite(cur) ? cur : null;
 }
 
-/**
- * A row from a run folder's metrics.json (as written by src/run/trainAndEvaluate.ts) and its
- * wall time (timing.json; null when absent).
- */
-export function seedRowFromRun(seed: number, runDir: string, metricsJson: unknown, wallTimeS: number | null): SeedRow {
+/** Seconds measured outside metrics.json; null when the run folder lacks them. */
+export interface RunTimes {
+  /** timing.json `wallTimeS`. */
+  wallTimeS: number | null;
+  /** costs.json: cpuUserS + cpuSystemS of the 'train' phase. */
+  trainCpuS: number | null;
+}
+
+/** costs.json → train-phase process CPU seconds (null when the phase or its process figures are missing). */
+export function trainCpuSeconds(costsJson: unknown): number | null {
+  const phases = (costsJson as { phases?: unknown } | null)?.phases;
+  if (!Array.isArray(phases)) return null;
+  const train = phases.find((p) => (p as { phase?: unknown })?.phase === 'train');
+  const user = pick(train, 'process.cpuUserS');
+  const sys = pick(train, 'process.cpuSystemS');
+  return user === null || sys === null ? null : user + sys;
+}
+
+/** A row from a run folder's metrics.json (as written by src/run/trainAndEvaluate.ts) and its times. */
+export function seedRowFromRun(seed: number, runDir: string, metricsJson: unknown, times: RunTimes): SeedRow {
   const values = {} as Record<SeedMetricKey, number | null>;
-  for (const m of SEED_METRICS) values[m.key] = m.key === 'wallTimeS' ? wallTimeS : pick(metricsJson, m.key);
+  for (const m of SEED_METRICS) values[m.key] = m.key === 'wallTimeS' || m.key === 'trainCpuS' ? times[m.key] : pick(metricsJson, m.key);
   return { seed, runDir, values };
 }
 
