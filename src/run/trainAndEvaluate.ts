@@ -212,6 +212,8 @@ export async function trainAndEvaluate(o: RunOptions): Promise<RunResult> {
   const costsMarkdown = await measureCosts(o, detector, test, meter, { batchSize: bs, rng: scoreRng('timing') });
 
   const wallTimeS = (performance.now() - t0) / 1000;
+  // Persisted so that tools reading finished run folders (experiments/seeds.ts) get the wall time too.
+  writeJsonAtomic(join(o.runDir, 'timing.json'), { wallTimeS, fitSeconds, testScoringSeconds: scored.seconds });
   const details = { ...detector.describe(), fitSeconds, testScoringSeconds: scored.seconds };
   const report = renderReport({
     method: method.name,
