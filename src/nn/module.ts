@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { WeightsError } from '../errors.js';
 import { withModuleScope } from './scope.js';
+import { noGrad } from './gradControl.js';
 
 /**
  * How a parameter is laid out in PyTorch, so checkpoints in torchvision/timm layout convert on load.
@@ -89,6 +90,7 @@ export abstract class Module {
   /** Dotted path from the root module; set when registered as a child. */
   path = '';
   protected training = true;
+  private frozen = false;
   private readonly params = new Map<string, ParamEntry>();
   private readonly buffers = new Map<string, ParamEntry>();
   private readonly children = new Map<string, Module>();
@@ -165,6 +167,37 @@ export abstract class Module {
       if (e.kind === 'parameter') e.variable.trainable = trainable;
     }
     return this;
+  }
+
+  /**
+   * A frozen module (e.g. a pretrained backbone) runs off the gradient tape: its parameters are
+   * made non-trainable and Layer.call runs its forward under noGrad (src/nn/gradControl.ts), so
+   * inside a training step nothing of it is recorded or kept for backward and its outputs are
+   * constants. Children freeze with it. Train/eval mode is separate (torch: requires_grad_(False)
+   * + no_grad, and .eval() on its own): call eval() too for BatchNorm running statistics.
+   * Modules that are not Layers (multi-output backbones) run their own entry point through
+   * runFrozen(this, ...).
+   */
+  freeze(): this {
+    this.setTrainable(false);
+    this.setFrozen(true);
+    return this;
+  }
+
+  /** Undoes freeze(): parameters trainable again, forward back on the tape. */
+  unfreeze(): this {
+    this.setTrainable(true);
+    this.setFrozen(false);
+    return this;
+  }
+
+  private setFrozen(frozen: boolean): void {
+    this.frozen = frozen;
+    for (const c of this.children.values()) c.setFrozen(frozen);
+  }
+
+  get isFrozen(): boolean {
+    return this.frozen;
   }
 
   train(mode = true): this {
@@ -264,8 +297,13 @@ export abstract class Layer<I = tf.Tensor, O = tf.Tensor> extends Module {
   abstract forward(x: I): O;
 
   call(x: I): O {
-    return withModuleScope(this.path || this.constructor.name, this.constructor.name, () => this.forward(x));
+    return runFrozen(this, () => withModuleScope(this.path || this.constructor.name, this.constructor.name, () => this.forward(x)));
   }
+}
+
+/** fn() under noGrad when `m` is frozen (see Module.freeze), else as is. */
+export function runFrozen<T>(m: Module, fn: () => T): T {
+  return m.isFrozen ? noGrad(fn) : fn();
 }
 
 function shapesEqual(a: readonly number[], b: readonly number[]): boolean {

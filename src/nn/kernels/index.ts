@@ -11,6 +11,8 @@
  *     MatMul gradient, Linear layers on [B,T,D]) into wasm's fast plain product (matmul.ts);
  *   - wasm kernels UnsortedSegmentSum and Einsum (segment-sum.ts, einsum.ts), and an Einsum
  *     gradient (tfjs-core has none on any backend);
+ *   - a MaxPoolGrad that gives each window's gradient to its first maximum (tfjs-wasm's own loses
+ *     gradient; maxpool-grad.ts);
  *   - an Identity that shares memory instead of copying (every tensor saved for a gradient is
  *     cloned through it; identity.ts);
  *   - backend-independent gradient overrides for Conv2D / DepthwiseConv2dNative that support
@@ -27,6 +29,7 @@ import { identityKernelConfig } from './identity.js';
 import { registerConvGradients } from './gradients.js';
 import { isOurs } from './kernel-util.js';
 import { batchMatMulKernelConfig } from './matmul.js';
+import { maxPoolGradKernelConfig } from './maxpool-grad.js';
 import { segmentSumKernelConfig } from './segment-sum.js';
 
 const WASM = 'wasm';
@@ -51,6 +54,8 @@ export function registerWasmTrainingKernels(): void {
     { config: identityKernelConfig(WASM, nativeIdentity && !isOurs(nativeIdentity) ? nativeIdentity : undefined), replaceNative: true },
     { config: segmentSumKernelConfig(WASM), replaceNative: false },
     { config: einsumKernelConfig(WASM), replaceNative: false },
+    // tfjs-wasm's own loses gradient: replaced on every switch setting (maxpool-grad.ts)
+    { config: maxPoolGradKernelConfig(WASM), replaceNative: true },
   ];
   // BatchMatMul wraps wasm's own kernel (kept for the cases it runs fast), so capture it first.
   const nativeMatMul = tf.getKernel(tf.BatchMatMul, WASM);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Layer } from '../module.js';
+import { Layer, runFrozen } from '../module.js';
 import { layerFusionEnabled } from '../fusion.js';
 import { affineReluGrad, channelAffine, channelDot } from '../kernels/fused-ops.js';
 import { withModuleScope } from '../scope.js';
@@ -55,10 +55,10 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
    * ReLU's input is kept for the backward pass (one full-size tensor less per layer).
    */
   callWithRelu(x: tf.Tensor4D): tf.Tensor4D {
-    return withModuleScope(this.path || this.constructor.name, this.constructor.name, () => {
+    return runFrozen(this, () => withModuleScope(this.path || this.constructor.name, this.constructor.name, () => {
       if (this.training && x.rank === 4 && layerFusionEnabled()) return tf.tidy(() => this.fusedTrainingForward(x, true));
       return tf.tidy(() => tf.relu(this.forward(x)));
-    });
+    }));
   }
 
   /**

@@ -1,3 +1,5 @@
 export * from './ssim.js';
 export * from './msgms.js';
 export * from './focalLoss.js';
+export * from './bce.js';
+export * from './crossEntropy.js';

@@ -3,8 +3,9 @@
  *   - Sum and Mean over the leading axes of a float32 tensor (every per-channel reduction of NHWC
  *     data: BatchNorm statistics and gradients, bias gradients), replacing tfjs-wasm's transpose +
  *     scalar loop; other reductions go to the kernel registered before;
- *   - MaxPoolGrad: tfjs-wasm's own loses gradient (see maxPoolGradGeneric); 2×2 stride-2
- *     unpadded pooling (U-Net encoders) runs a SIMD kernel, other windows a scalar loop;
+ *   - MaxPoolGrad: tfjs-wasm's own loses gradient (src/nn/kernels/maxpool-grad.ts, registered
+ *     whatever the switches say); 2×2 stride-2 unpadded pooling (U-Net encoders) runs a SIMD
+ *     kernel here, other windows that file's loop;
  *   - Concat and SplitV along any axis as one memory.copy per row;
  *   - kernels of our own, used through fusedOps.ts: ChannelDot (Σ a·b per channel),
  *     ChannelAffine (p·u + q·v + w per channel, optionally with ReLU), AffineReluGrad (the ReLU
@@ -13,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { heapModuleBytes, type HeapExports } from './heapModule.js';
 import { mark, type WasmBackendInternals } from '../kernels/kernel-util.js';
+import { maxPoolGradGeneric, type PoolGradAttrs } from '../kernels/maxpool-grad.js';
 
 export const CHANNEL_DOT = 'AdbenchChannelDot';
 export const CHANNEL_AFFINE = 'AdbenchChannelAffine';
@@ -92,74 +94,19 @@ function reduceKernel(native: tf.KernelConfig, mean: boolean): tf.KernelFunc {
   };
 }
 
-interface PoolGradAttrs {
-  filterSize: number | [number, number];
-  strides: number | [number, number];
-  pad: unknown;
-  dimRoundingMode?: string;
-}
-
 const isTwo = (v: number | [number, number]): boolean => (Array.isArray(v) ? v[0] === 2 && v[1] === 2 : v === 2);
 
 /**
- * MaxPoolGrad, any window: the gradient goes to the first maximum of each window in row-major
- * order (tfjs-backend-cpu's maxPoolPositions rule, also PyTorch's). Replaces tfjs-wasm 4.22's own
- * kernel, which loses gradient: 64 of 4096 values differ from the cpu backend for a random
- * [2,16,16,8] input, 2×2 stride 2, with 6 % of the gradient mass missing (tmp check, 2026-11-28).
- * 2×2 stride-2 unpadded pools run the SIMD kernel; others this scalar loop.
+ * MaxPoolGrad with the first-maximum rule of src/nn/kernels/maxpool-grad.ts (tfjs-wasm's own
+ * loses gradient): 2×2 stride-2 unpadded pools run the SIMD kernel, others that file's loop.
  */
-function maxPoolGradGeneric(b: WasmBackendInternals, dy: tf.TensorInfo, input: tf.TensorInfo, a: PoolGradAttrs): tf.TensorInfo {
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number], a.filterSize, a.strides, 1,
-    a.pad as 'valid' | 'same' | number, a.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
-  const dxInfo = b.makeOutput(input.shape, 'float32');
-  const x = b.typedArrayFromHeap(input) as Float32Array;
-  const g = b.typedArrayFromHeap(dy) as Float32Array;
-  const dx = b.typedArrayFromHeap(dxInfo) as Float32Array;
-  dx.fill(0);
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = info;
-  const kh = info.effectiveFilterHeight;
-  const kw = info.effectiveFilterWidth;
-  for (let n = 0; n < info.batchSize; n++) {
-    for (let oy = 0; oy < OH; oy++) {
-      const y0 = oy * info.strideHeight - info.padInfo.top;
-      const yMin = Math.max(0, y0);
-      const yMax = Math.min(H, y0 + kh);
-      for (let ox = 0; ox < OW; ox++) {
-        const x0 = ox * info.strideWidth - info.padInfo.left;
-        const xMin = Math.max(0, x0);
-        const xMax = Math.min(W, x0 + kw);
-        const gBase = ((n * OH + oy) * OW + ox) * C;
-        for (let c = 0; c < C; c++) {
-          let best = Number.NEGATIVE_INFINITY;
-          let at = -1;
-          for (let yy = yMin; yy < yMax; yy++) {
-            for (let xx = xMin; xx < xMax; xx++) {
-              const i = ((n * H + yy) * W + xx) * C + c;
-              if (x[i] > best) {
-                best = x[i];
-                at = i;
-              }
-            }
-          }
-          if (at >= 0) dx[at] += g[gBase + c];
-        }
-      }
-    }
-  }
-  return dxInfo;
-}
-
 function maxPoolGradKernel(): tf.KernelFunc {
   return (args) => {
     const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
     const a = args.attrs as unknown as PoolGradAttrs;
     const b = wasmBackend(args);
+    if (input.dtype !== 'float32' || dy.dtype !== 'float32' || input.shape.length !== 4) return maxPoolGradGeneric(b, dy, input, a);
     const ex = exportsFor(b);
-    if (input.dtype !== 'float32' || dy.dtype !== 'float32' || input.shape.length !== 4) {
-      throw new Error(`MaxPoolGrad: float32 NHWC tensors expected, got ${input.dtype} ${JSON.stringify(input.shape)}`);
-    }
     const [N, H, W, C] = input.shape;
     const unpadded = a.pad === 'valid' || a.pad === 0;
     if (!isTwo(a.filterSize) || !isTwo(a.strides) || !unpadded || dy.shape[1] !== H >> 1 || dy.shape[2] !== W >> 1) {
