@@ -46,6 +46,25 @@ export interface CutPasteConfig extends BaseMethodConfig {
   keepCheckpoints: number;
 }
 
+/** The paper's scar geometry (pixels at 256², cutpaste.md §3). */
+export const PAPER_SCAR = { scarWidthMin: 2, scarWidthMax: 16, scarLengthMin: 10, scarLengthMax: 25 } as const;
+
+/**
+ * Scar geometry for a `size`² input: the paper's pixel ranges × size/256 (at least 1 px), so a
+ * scar covers the same share of the image at any resolution; {} at 256 (the strategy's defaults).
+ */
+export function scarParamsFor(size: number): Record<string, number> {
+  if (size === 256) return {};
+  const f = size / 256;
+  const px = (v: number): number => Math.max(1, Math.round(v * f));
+  return {
+    scarWidthMin: px(PAPER_SCAR.scarWidthMin),
+    scarWidthMax: Math.max(px(PAPER_SCAR.scarWidthMin), px(PAPER_SCAR.scarWidthMax)),
+    scarLengthMin: px(PAPER_SCAR.scarLengthMin),
+    scarLengthMax: Math.max(px(PAPER_SCAR.scarLengthMin), px(PAPER_SCAR.scarLengthMax)),
+  };
+}
+
 export const CUTPASTE_PROFILES: Record<'paper' | 'cpu', CutPasteConfig> = {
   // cutpaste.md §2–4 as specified: 256² squashed, ResNet-18 from scratch + 2-layer head (Table 6's
   // 11,770,179 parameters), 3-way, 32 source images (96 samples) per step, 256 × 256 steps,
@@ -70,16 +89,18 @@ export const CUTPASTE_PROFILES: Record<'paper' | 'cpu', CutPasteConfig> = {
     checkpointEveryEpochs: 8,
     keepCheckpoints: 2,
   },
-  // Minutes on two loaded cores (README.md "Profiles"): 128² input, 8 source images (24 samples)
-  // per step, 4 × 60 = 240 steps, the same network, optimiser and cosine schedule. Measured on bottle: README.md.
+  // Minutes on two cores (README.md "Profiles"): 64² input, 8 source images (24 views) per step,
+  // 4 × 40 = 160 steps, the same network, optimiser and cosine schedule. Scar sizes are pixels at
+  // 256² in the paper (width 2–16, length 10–25): scaled by 64/256 so scars keep their share of
+  // the image. Measured on bottle: README.md.
   cpu: {
-    resize: 128,
-    crop: 128,
+    resize: 64,
+    crop: 64,
     epochs: 4,
-    stepsPerEpoch: 60,
+    stepsPerEpoch: 40,
     batchSize: 8,
     variant: 'cutpaste-3way',
-    augmentParams: {},
+    augmentParams: scarParamsFor(64),
     headLayers: 2,
     backboneInit: 'scratch',
     freezeBackboneSteps: 20,

@@ -4,13 +4,13 @@ import type { ResNet } from '../backbones/resnet.js';
 import { applySetOverrides } from '../configOverrides.js';
 import type { ConfigOverrides, MethodDefinition } from '../method.js';
 import { defaultProtocol } from '../protocol.js';
-import { CUTPASTE_PROFILES, type CutPasteConfig } from './config.js';
+import { CUTPASTE_PROFILES, PAPER_SCAR, scarParamsFor, type CutPasteConfig } from './config.js';
 import { CutPaste, validateConfig } from './model.js';
 
 export { CutPaste, validateConfig, type CutPasteBatch } from './model.js';
 export { CutPasteNet, cutpasteHeadParams, type CutPasteOutput, type CutPasteFeatures } from './network.js';
 export { GaussianDensity, l2NormalizeRows } from './density.js';
-export { CUTPASTE_PROFILES, CUTPASTE_VARIANTS, numClasses, type CutPasteConfig, type CutPasteVariantName, type CutPasteMapLayer } from './config.js';
+export { CUTPASTE_PROFILES, CUTPASTE_VARIANTS, PAPER_SCAR, scarParamsFor, numClasses, type CutPasteConfig, type CutPasteVariantName, type CutPasteMapLayer } from './config.js';
 export { cutpasteCostSpec } from './costSpec.js';
 
 function resolveConfig(profile: string, o: ConfigOverrides): CutPasteConfig {
@@ -22,6 +22,9 @@ function resolveConfig(profile: string, o: ConfigOverrides): CutPasteConfig {
   }
   if (o.imageSize !== undefined) {
     if (!Number.isInteger(o.imageSize) || o.imageSize < 32) throw new ConfigError(`--image-size ${o.imageSize}: CutPaste needs an integer of at least 32 (ResNet-18 stride 32)`);
+    // Scars keep their share of the image (paper: pixels at 256²); explicit --set values come later.
+    const kept = Object.entries(c.augmentParams).filter(([k]) => !(k in PAPER_SCAR));
+    c.augmentParams = { ...Object.fromEntries(kept), ...scarParamsFor(o.imageSize) };
     c.resize = o.imageSize;
     c.crop = o.imageSize;
   }
