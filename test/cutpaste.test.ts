@@ -17,6 +17,7 @@ import {
 } from '../src/models/cutpaste/index.js';
 import { ledoitWolf, matrix } from '../src/nn/linalg/index.js';
 import { setInitSeed } from '../src/nn/init.js';
+import { writeSafetensors } from '../src/nn/safetensors.js';
 import { getMethod } from '../src/registry.js';
 import { InMemoryImageSource } from '../src/run/imageSource.js';
 import { setupRuntime } from '../src/runtime.js';
@@ -281,6 +282,26 @@ describe('CutPaste training (tiny configuration)', () => {
 });
 
 describe('CutPaste method definition', () => {
+  it('--weights loads a torchvision resnet18 file (its fc ignored) and marks the run pretrained; scratch by default', async () => {
+    setInitSeed(21);
+    const full = new ResNet('resnet18'); // torchvision layout incl. fc, as resnet18-f37072fd.pth / timm tv_in1k
+    const sd = full.torchStateDict();
+    const file = join(runDir(), 'resnet18.safetensors');
+    writeSafetensors(file, sd);
+    tf.dispose([...sd.values()]);
+    const env = { backboneInit: 'pretrained' as const, log: quietLog, warn: (l: string) => { throw new Error(l); }, seed: 3 };
+    const cfg = tiny();
+    const pre = await cutpasteMethod.create(cfg, { ...env, weightsPath: file });
+    expect(pre.describe().backboneInit).toBe('pretrained');
+    expect((pre as CutPaste).frozenSteps).toBe(cfg.freezeBackboneSteps);
+    expect(Array.from((pre as CutPaste).net.resnet18.conv1.namedParameters()[0][1].dataSync())).toEqual(Array.from(full.conv1.namedParameters()[0][1].dataSync()));
+    const scratch = await cutpasteMethod.create(cfg, env);
+    expect(scratch.describe().backboneInit).toBe('scratch');
+    expect((scratch as CutPaste).frozenSteps).toBe(0);
+    await expect(cutpasteMethod.create(cfg, { ...env, weightsPath: join(root, 'missing.safetensors') })).rejects.toThrow(/missing\.safetensors/);
+    [full, pre, scratch].forEach((m) => m.dispose());
+  });
+
   it('is registered; paper profile as specified; image-size scales scars; bad options are typed errors', () => {
     expect(getMethod('cutpaste').name).toBe('cutpaste');
     const paper = cutpasteMethod.resolveConfig('paper', {});
