@@ -17,7 +17,8 @@
  *            wasm's 4 GB heap only with gradient checkpointing; skipped with --quick and on the
  *            cpu backend), each with its DRAEM profile's gradientCheckpointing
  *            (ADBENCH_CHECKPOINTING=off|block|layer overrides); RIAD at its cpu profile
- *            (Riad.trainingLoss; no PyTorch counterpart yet)
+ *            (Riad.trainingLoss; no PyTorch counterpart yet); CutPaste (CutPaste.trainingLoss, SGD) at
+ *            TABLE6.md's reference (128², 4 images × 3 views) and at its cpu profile (64², 8 × 3)
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
@@ -45,6 +46,9 @@ import { activeWasmThreads } from '../src/backendThreads.js';
 import { simdConvEngine } from '../src/nn/kernels/conv2d-simd.js';
 import { layerFusionEnabled } from '../src/nn/fusion.js';
 import { Riad } from '../src/models/riad/model.js';
+import { CutPaste, type CutPasteBatch } from '../src/models/cutpaste/model.js';
+import { CUTPASTE_PROFILES, scarParamsFor } from '../src/models/cutpaste/config.js';
+import { SGD } from '../src/train/optimizers/sgd.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
 import { countMacs, totalMacs } from '../src/energy/macs.js';
 import { ResNet } from '../src/models/backbones/resnet.js';
@@ -262,6 +266,9 @@ export const DRAEM_STEPS = [
   { label: 'DRAEM step 128², batch 4, widths 128/64 (official)', size: 128, batch: 4, rw: 128, dw: 64, heavy: true, reps: 1, profile: 'paper' as DraemProfile },
   // Landed methods at their cpu profile, through their own loss code (no PyTorch counterpart yet).
   { label: 'RIAD step, cpu profile (64², batch 4, width 8, 3 masked passes)', size: 64, batch: 4, rw: 8, dw: 0, heavy: false, reps: 3, method: 'riad' as const },
+  // TABLE6.md's PyTorch reference configuration: 128², 4 source images × 3 views (normal, CutPaste, Scar).
+  { label: 'CutPaste step 128², 4 images × 3 views (ResNet-18 + 2-layer head, SGD)', size: 128, batch: 4, rw: 0, dw: 0, heavy: false, reps: 3, method: 'cutpaste' as const },
+  { label: 'CutPaste step, cpu profile (64², 8 images × 3 views)', size: 64, batch: 8, rw: 0, dw: 0, heavy: false, reps: 3, method: 'cutpaste' as const },
 ];
 
 /** DRAEM_STEPS indices this run measures (--quick and the cpu backend skip the heavy ones). */
@@ -294,9 +301,37 @@ function riadStep(label: string, reps: number): Row {
   };
 }
 
+/**
+ * One CutPaste training step (src/models/cutpaste: CutPaste.trainingLoss = ResNet-18 + head on all
+ * views, mean cross-entropy) with SGD momentum 0.9 / wd 3e-5. The views are random images with
+ * the 3-way label layout: a step costs the same whatever the pasted patches look like.
+ */
+function cutpasteStep(label: string, size: number, sources: number, reps: number): Row {
+  setInitSeed(0);
+  const c = { ...CUTPASTE_PROFILES.cpu, resize: size, crop: size, batchSize: sources, augmentParams: scarParamsFor(size) };
+  const m = new CutPaste(c, new ResNet('resnet18', { upTo: 'layer4', featureLayers: ['layer3', 'layer4'] }));
+  m.net.train();
+  const opt = new SGD(m.net.trainableVariables(), { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay });
+  const n = 3 * sources;
+  const images = tf.tidy(() => tf.randomUniform([n, size, size, 3], 0, 1, 'float32', 1).dataSync() as Float32Array);
+  const batch: CutPasteBatch = { images, labels: [0, 1, 2].flatMap((k) => Array<number>(sources).fill(k)), n, h: size, w: size };
+  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => m.trainingLoss(batch).loss)));
+  const t = timeIt(() => { opt.minimize(() => m.trainingLoss(batch).loss); }, 0, reps, true);
+  const params = m.net.numParameters();
+  opt.dispose();
+  m.dispose();
+  return {
+    section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
+    note: `${(params / 1e6).toFixed(2)} M params, ${n} views; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(2)} GMAC`,
+  };
+}
+
 function trainSection(part: number): { rows: Row[]; notes: string[] } {
   const s = DRAEM_STEPS[part];
   if ('method' in s && s.method === 'riad') return { rows: [riadStep(s.label, s.reps)], notes: [] };
+  if ('method' in s && s.method === 'cutpaste') {
+    return { rows: [cutpasteStep(s.label, s.size, s.batch, s.reps)], notes: ['CutPaste step: src/models/cutpaste network and loss, random views, SGD; PyTorch: the same ResNet-18 + head re-typed in experiments/bench/torch_bench.py'] };
+  }
   const notes = ['DRAEM step: src/models/draem networks and loss (L2 + SSIM + focal), random data, Adam; PyTorch: model_unet.py + loss.py re-typed in experiments/bench/torch_bench.py'];
   const profile = 'profile' in s ? s.profile : 'cpu';
   return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps, draemCheckpointing(profile))], notes };
@@ -402,6 +437,7 @@ function torchJob(section: Section, part: number, args: Args): Record<string, un
   if (section === 'wrn50') return { ...base, section, budget: args.quick ? 2 : 8, size: 256, batches: args.quick ? [1] : [1, 8] };
   if (section === 'train') {
     const s = DRAEM_STEPS[part];
+    if ('method' in s && s.method === 'cutpaste') return { ...base, section: 'cutpaste', label: s.label, budget: 0, max_reps: s.reps, size: s.size, sources: s.batch, head_layers: 2, classes: 3 };
     if ('method' in s) return null;
     return { ...base, section: 'draem', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw };
   }

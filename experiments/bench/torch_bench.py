@@ -10,6 +10,8 @@ Sections:
   conv     forward / forward+backward of single conv layers (NCHW, PyTorch's native layout)
   wrn50    torchvision wide_resnet50_2 stem..layer3, eval, no_grad
   draem    one DRAEM training step (VitjanZ/DRAEM model_unet.py networks, L2 + SSIM + focal, Adam)
+  cutpaste one CutPaste training step (torchvision-layout ResNet-18 + projection head, mean CE over
+           all views, SGD momentum 0.9 / wd 3e-5); ResNet-18 re-typed here so torchvision is not needed
   coreset  PatchCore's official ApproximateGreedyCoresetSampler (torch ops, as in sampler.py)
 """
 import json
@@ -220,6 +222,96 @@ def bench_draem(job):
     return {"s_per_step": t, "reps": reps, "params": nparams, "cores": cores, "step_macs": 3 * macs[0]}
 
 
+# ---------------------------------------------------------------- cutpaste (ResNet-18 + head, cutpaste.md §2)
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18(nn.Module):
+    """torchvision resnet18 layout without fc (forward = pooled 512-d feature)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        layers, cin = [], 64
+        for i, c in enumerate([64, 128, 256, 512]):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(cin, c, stride), BasicBlock(c, c, 1)))
+            cin = c
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+class ProjectionNet(nn.Module):
+    def __init__(self, head_layers=2, classes=3):
+        super().__init__()
+        self.resnet18 = ResNet18()
+        seq, last = [], 512
+        for n in [512] * head_layers + [128]:
+            seq += [nn.Linear(last, n), nn.BatchNorm1d(n), nn.ReLU(inplace=True)]
+            last = n
+        self.head = nn.Sequential(*seq)
+        self.out = nn.Linear(last, classes)
+
+    def forward(self, x):
+        embeds = self.resnet18(x)
+        return embeds, self.out(self.head(embeds))
+
+
+def bench_cutpaste(job):
+    torch.manual_seed(0)
+    net = ProjectionNet(job["head_layers"], job["classes"]).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.03, momentum=0.9, weight_decay=3e-5)
+    k, s = job["sources"], job["size"]
+    views = job["classes"] * k
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = torch.rand(views, 3, s, s)
+    y = torch.arange(job["classes"]).repeat_interleave(k)
+
+    def step():
+        _, logits = net((x - mean) / std)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    t, reps, cores = timed(step, job["budget"], max_reps=job.get("max_reps", 10))
+    macs = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            macs[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        else:
+            macs[0] += m.in_features * m.out_features * out.shape[0]
+
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net.eval()(x)
+    for h in hs:
+        h.remove()
+    return {"s_per_step": t, "reps": reps, "params": sum(p.numel() for p in net.parameters()), "cores": cores, "step_macs": 3 * macs[0]}
+
+
 # ---------------------------------------------------------------- coreset (PatchCore sampler.py)
 
 def batchwise_differences(a, b):
@@ -264,7 +356,7 @@ def bench_coreset(job):
 def main():
     job = json.loads(sys.stdin.read())
     torch.set_num_threads(int(job.get("threads", 2)))
-    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "coreset": bench_coreset}[job["section"]]
+    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "cutpaste": bench_cutpaste, "coreset": bench_coreset}[job["section"]]
     t0 = time.perf_counter()
     res = fn(job)
     res.update({
