@@ -110,11 +110,14 @@ export class ResBlock extends Module {
   private resample(x: tf.Tensor4D): tf.Tensor4D {
     if (this.plan.resample === 'down') return avgPool2d(x, 2, 2);
     if (this.plan.resample === 'up') {
-      // F.interpolate(scale_factor=2, mode='nearest'): each pixel repeated 2×2, as tile/reshape
-      // (differentiable on every backend, like nn's Upsample). Being functional in the reference,
-      // ptflops' module hooks do not charge it, nor does our counter (no resize kernel runs).
+      // F.interpolate(scale_factor=2, mode='nearest'): each pixel repeated 2×2, as concat +
+      // reshape (tfjs has no rank-6 tile gradient). Being functional in the reference, ptflops'
+      // module hooks do not charge it, nor does our counter (no resize kernel runs).
       const [n, h, w, c] = x.shape;
-      return tf.tidy(() => tf.reshape(tf.tile(tf.reshape(x, [n, h, 1, w, 1, c]), [1, 1, 2, 1, 2, 1]), [n, 2 * h, 2 * w, c]) as tf.Tensor4D);
+      return tf.tidy(() => {
+        const wide = tf.reshape(tf.concat([x, x], 3), [n, h, 2 * w, c]);
+        return tf.reshape(tf.concat([wide, wide], 2), [n, 2 * h, 2 * w, c]) as tf.Tensor4D;
+      });
     }
     return x;
   }
