@@ -10,6 +10,7 @@ import { noGrad } from './gradControl.js';
 export type TorchLayout =
   | 'same' // identical shape (biases, norms, embeddings)
   | 'conv2d' // torch [O, I, kh, kw] -> tfjs [kh, kw, I, O]
+  | 'conv1d' // torch [O, I, k] -> tfjs conv1d filter [k, I, O]
   | 'convTranspose2d' // torch [I, O, kh, kw] -> tfjs conv2dTranspose filter [kh, kw, O, I]
   | 'depthwise' // torch [C*m, 1, kh, kw] -> tfjs [kh, kw, C, m]
   | 'linear'; // torch [out, in] -> tfjs [in, out]
@@ -30,6 +31,8 @@ export function fromTorchLayout(t: tf.Tensor, layout: TorchLayout): tf.Tensor {
     case 'conv2d':
     case 'convTranspose2d':
       return tf.transpose(t, [2, 3, 1, 0]);
+    case 'conv1d':
+      return tf.transpose(t, [2, 1, 0]);
     case 'depthwise': {
       // torch [C*m, 1, kh, kw], channel c*m + j is multiplier j of input channel c.
       const [cm, , kh, kw] = t.shape;
@@ -48,6 +51,8 @@ export function toTorchLayout(t: tf.Tensor, layout: TorchLayout): tf.Tensor {
     case 'conv2d':
     case 'convTranspose2d':
       return tf.transpose(t, [3, 2, 0, 1]);
+    case 'conv1d':
+      return tf.transpose(t, [2, 1, 0]);
     case 'depthwise': {
       const [kh, kw, c, m] = t.shape;
       return tf.tidy(() => tf.transpose(t.reshape([kh, kw, c * m, 1]), [2, 3, 0, 1]));

@@ -185,3 +185,36 @@ export class ConvTranspose2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
     });
   }
 }
+
+/**
+ * torch.nn.Conv1d over NWC tensors [B, L, C] (stride 1, symmetric zero padding), PyTorch names
+ * `weight` (torch [O, I, k], stored [k, I, O]) and `bias`, default init U(±1/√(I·k)). The
+ * guided-diffusion attention block's qkv and output projections are 1×1 Conv1d over the
+ * flattened positions (src/models/diffusion/unet.ts).
+ */
+export class Conv1d extends Layer<tf.Tensor3D, tf.Tensor3D> {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable | null;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize = 1,
+    readonly opts: { padding?: number; bias?: boolean } = {},
+  ) {
+    super();
+    const bound = 1 / Math.sqrt(inChannels * kernelSize);
+    this.weight = this.addParameter('weight', uniformInit([kernelSize, inChannels, outChannels], bound), 'conv1d');
+    this.bias = opts.bias === false ? null : this.addParameter('bias', uniformInit([outChannels], bound));
+  }
+
+  forward(x: tf.Tensor3D): tf.Tensor3D {
+    if (x.shape[2] !== this.inChannels) throw new ConfigError(`Conv1d(${this.inChannels}→${this.outChannels}): expected [B, L, ${this.inChannels}], got [${x.shape}]`);
+    return tf.tidy(() => {
+      const p = this.opts.padding ?? 0;
+      const xp = p > 0 ? tf.pad(x, [[0, 0], [p, p], [0, 0]]) : x;
+      const y = tf.conv1d(xp, this.weight as tf.Tensor3D, 1, 'valid');
+      return (this.bias ? tf.add(y, this.bias) : y) as tf.Tensor3D;
+    });
+  }
+}
