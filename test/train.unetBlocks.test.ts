@@ -103,6 +103,22 @@ describe('U-Net block pieces', () => {
     expect(downPool().call(tf.ones([1, 4, 6, 2]) as tf.Tensor4D).shape).toEqual([1, 2, 3, 2]);
   });
 
+  it('nearest upsampling is differentiable (×3, two channels): each input pixel gets the sum of its 3×3 copies', async () => {
+    await tf.setBackend('cpu');
+    const x = tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+    const up = new Upsample(3, 'nearest');
+    const y = up.call(x);
+    expect(y.shape).toEqual([1, 6, 6, 2]);
+    // Output pixel (row 4, col 1) comes from input (1, 0); channel 1 of it is 6.
+    expect(y.arraySync()[0][4][1]).toEqual([5, 6]);
+    const w = tf.range(0, 72).reshape([1, 6, 6, 2]);
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(up.call(t as tf.Tensor4D), w)))(x).arraySync() as number[][][][];
+    const wv = w.arraySync() as number[][][][];
+    let expected = 0;
+    for (let r = 3; r < 6; r++) for (let c = 0; c < 3; c++) expected += wv[0][r][c][1];
+    expect(g[0][1][0][1]).toBe(expected);
+  });
+
   it('DRAEM init: conv weights N(0, 0.02), BN γ ~ N(1, 0.02), β = 0, seeded', async () => {
     await tf.setBackend('cpu');
     setInitSeed(1);

@@ -9,6 +9,7 @@ import { Dropout } from '../../nn/layers/dropout.js';
 import { Sequential, avgPool2d } from '../../nn/layers/sequential.js';
 import { scaledDotProductAttention } from '../../nn/layers/attention.js';
 import { withModuleScope } from '../../nn/scope.js';
+import { nearestUpsample } from '../../nn/layers/unetBlocks.js';
 import { timestepEmbedding, type EmbeddingOrder } from './timestepEmbedding.js';
 import { checkUNetInput, planUNet, type AttentionPlan, type BlockPlan, type DiffusionUNetConfig, type ResBlockPlan, type UNetPlan } from './unetPlan.js';
 
@@ -110,14 +111,9 @@ export class ResBlock extends Module {
   private resample(x: tf.Tensor4D): tf.Tensor4D {
     if (this.plan.resample === 'down') return avgPool2d(x, 2, 2);
     if (this.plan.resample === 'up') {
-      // F.interpolate(scale_factor=2, mode='nearest'): each pixel repeated 2×2, as concat +
-      // reshape (tfjs has no rank-6 tile gradient). Being functional in the reference, ptflops'
-      // module hooks do not charge it, nor does our counter (no resize kernel runs).
-      const [n, h, w, c] = x.shape;
-      return tf.tidy(() => {
-        const wide = tf.reshape(tf.concat([x, x], 3), [n, h, 2 * w, c]);
-        return tf.reshape(tf.concat([wide, wide], 2), [n, 2 * h, 2 * w, c]) as tf.Tensor4D;
-      });
+      // F.interpolate(scale_factor=2, mode='nearest'). Being functional in the reference,
+      // ptflops' module hooks do not charge it, nor does our counter (no resize kernel runs).
+      return nearestUpsample(x, 2);
     }
     return x;
   }

@@ -55,12 +55,21 @@ export class Upsample extends Layer<tf.Tensor4D, tf.Tensor4D> {
     // Integer nearest upscaling = repeat each pixel; differentiable everywhere (tile/reshape).
     const s = this.scaleFactor;
     if (!Number.isInteger(s)) throw new ConfigError(`Upsample: nearest mode supports integer scale factors, got ${s}`);
-    return tf.tidy(() => {
-      const [n, , , c] = x.shape;
-      const t = tf.tile(x.reshape([n, h, 1, w, 1, c]), [1, 1, s, 1, s, 1]);
-      return t.reshape([n, h * s, w * s, c]) as tf.Tensor4D;
-    });
+    return nearestUpsample(x, s);
   }
+}
+
+/**
+ * Integer nearest upscaling (torch F.interpolate(mode='nearest') with an integer scale): each
+ * pixel repeated s×s, as concats + reshapes — tfjs 4.22 has no gradient for a rank-6 tile.
+ */
+export function nearestUpsample(x: tf.Tensor4D, s: number): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  return tf.tidy(() => {
+    const copies = (t: tf.Tensor4D, axis: number) => tf.concat(Array.from({ length: s }, () => t), axis);
+    const wide = tf.reshape(copies(x, 3), [n, h, s * w, c]) as tf.Tensor4D;
+    return tf.reshape(copies(wide, 2), [n, s * h, s * w, c]) as tf.Tensor4D;
+  });
 }
 
 export interface ConvBnReluOptions {
