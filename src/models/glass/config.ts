@@ -114,9 +114,9 @@ export const GLASS_PROFILES: Record<'paper' | 'cpu', GlassConfig> = {
     cacheEmbeddings: false,
     keepCheckpoints: 1,
   },
-  // Minutes on two loaded cores (README.md "Profiles"): 128² input (16×16 patch grid), a 512-d
-  // embedding and 512-wide discriminator, GAS 10 rounds (projection every 5, so twice), 6 epochs,
-  // cached clean embeddings. Losses, optimisers, LAS, scoring are the paper's. Measured: README.md.
+  // Minutes on two cores (README.md "Profiles"): 128² input (16×16 patch grid), a 512-d
+  // embedding and 512-wide discriminator, GAS 10 rounds (projection every 5, so twice), 3 epochs
+  // (~1.6 CPU-minutes each on bottle), cached clean embeddings. Losses, optimisers, LAS, scoring are the paper's. Measured: README.md.
   cpu: {
     backbone: 'wide_resnet50_2',
     layers: ['layer2', 'layer3'],
@@ -126,7 +126,7 @@ export const GLASS_PROFILES: Record<'paper' | 'cpu', GlassConfig> = {
     pretrainDim: 512,
     embedDim: 512,
     discHidden: 512,
-    epochs: 6,
+    epochs: 3,
     batchSize: 8,
     distribution: 'manifold',
     gasNoiseStd: 0.015,
