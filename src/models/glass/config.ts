@@ -115,7 +115,7 @@ export const GLASS_PROFILES: Record<'paper' | 'cpu', GlassConfig> = {
     keepCheckpoints: 1,
   },
   // Minutes on two cores (README.md "Profiles"): 128² input (16×16 patch grid), a 512-d
-  // embedding and 512-wide discriminator, GAS 10 rounds (projection every 5, so twice), 3 epochs
+  // embedding and 512-wide discriminator, GAS 10 rounds (projection every 5, so twice), 2 epochs
   // (~1.6 CPU-minutes each on bottle), cached clean embeddings. Losses, optimisers, LAS, scoring are the paper's. Measured: README.md.
   cpu: {
     backbone: 'wide_resnet50_2',
@@ -126,7 +126,7 @@ export const GLASS_PROFILES: Record<'paper' | 'cpu', GlassConfig> = {
     pretrainDim: 512,
     embedDim: 512,
     discHidden: 512,
-    epochs: 3,
+    epochs: 2,
     batchSize: 8,
     distribution: 'manifold',
     gasNoiseStd: 0.015,
