@@ -50,10 +50,13 @@ import { CutPaste, type CutPasteBatch } from '../src/models/cutpaste/model.js';
 import { CUTPASTE_PROFILES, scarParamsFor } from '../src/models/cutpaste/config.js';
 import { SGD } from '../src/train/optimizers/sgd.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
+import { GLASS_PROFILES, Glass } from '../src/models/glass/index.js';
+import { TINY_DARKNET_DEFAULT_TAPS } from '../src/models/backbones/darknet.js';
+import { getBackboneSpec, type FeatureBackbone } from '../src/models/backbones/index.js';
 import { countMacs, totalMacs } from '../src/energy/macs.js';
 import { ResNet } from '../src/models/backbones/resnet.js';
 import { setInitSeed } from '../src/nn/init.js';
-import { Adam } from '../src/train/optimizers/adam.js';
+import { Adam, AdamW } from '../src/train/optimizers/adam.js';
 import { DRAEM_CHECKPOINTING, DiscriminativeSubNetwork, ReconstructiveSubNetwork, draemForward, type DraemCheckpointing } from '../src/models/draem/network.js';
 import { DRAEM_PROFILES, type DraemProfile } from '../src/models/draem/config.js';
 import { draemLoss } from '../src/models/draem/loss.js';
@@ -269,6 +272,7 @@ export const DRAEM_STEPS = [
   // TABLE6.md's PyTorch reference configuration: 128², 4 source images × 3 views (normal, CutPaste, Scar).
   { label: 'CutPaste step 128², 4 images × 3 views (ResNet-18 + 2-layer head, SGD)', size: 128, batch: 4, rw: 0, dw: 0, heavy: false, reps: 3, method: 'cutpaste' as const },
   { label: 'CutPaste step, cpu profile (64², 8 images × 3 views)', size: 64, batch: 8, rw: 0, dw: 0, heavy: false, reps: 3, method: 'cutpaste' as const },
+  { label: 'GLASS step, cpu profile (128², batch 8, Tiny Darknet, 512-d, GAS 10, hypersphere)', size: 128, batch: 8, rw: 0, dw: 0, heavy: false, reps: 2, method: 'glass' as const },
 ];
 
 /** DRAEM_STEPS indices this run measures (--quick and the cpu backend skip the heavy ones). */
@@ -323,6 +327,41 @@ function cutpasteStep(label: string, size: number, sources: number, reps: number
   return {
     section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
     note: `${(params / 1e6).toFixed(2)} M params, ${n} views; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(2)} GMAC`,
+ * One GLASS training step at its cpu profile through src/models/glass (Glass.embed of the clean and
+ * LAS batches, Glass.trainingLoss: GAS ascent rounds, BCE, hypersphere LAS push, OHEM + focal),
+ * adaptor Adam + discriminator AdamW. Random-init Tiny Darknet (timing does not depend on weights),
+ * random images and mask; the per-epoch centre is a fixed random tensor.
+ */
+function glassStep(label: string, reps: number): Row {
+  const c = { ...GLASS_PROFILES.cpu, backbone: 'tiny_darknet', layers: [...TINY_DARKNET_DEFAULT_TAPS], distribution: 'hypersphere' as const };
+  setInitSeed(0);
+  const g = new Glass(c, getBackboneSpec('tiny_darknet').build({ featureLayers: c.layers }) as unknown as FeatureBackbone);
+  g.discriminator.train();
+  const n = c.batchSize;
+  const clean = tf.randomUniform([n, c.crop, c.crop, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const las = tf.randomUniform([n, c.crop, c.crop, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const [gh, gw] = g.gridFor(c.crop, c.crop);
+  const mask = new Float32Array(n * gh * gw).map((_, i) => (i % 7 === 0 ? 1 : 0));
+  const center = tf.randomNormal([gh * gw, c.embedDim], 0, 0.1, 'float32', 3) as tf.Tensor2D;
+  const a = new Adam(g.adaptor.trainableVariables(), { lr: c.adaptorLr, weightDecay: c.adaptorWeightDecay });
+  const d = new AdamW(g.discriminator.trainableVariables(), { lr: c.discLr, weightDecay: c.discWeightDecay });
+  const rng = new Rng(0);
+  const grads = () => tf.variableGrads(() => g.trainingLoss(g.embed(clean), g.embed(las), mask, center, rng).total);
+  const stepMacs = tf.tidy(() => totalMacs(countMacs(() => { const r = grads(); tf.dispose([r.value, r.grads]); })));
+  const t = timeIt(() => {
+    const { value, grads: gr } = grads();
+    a.applyGradients(gr);
+    d.applyGradients(gr);
+    tf.dispose([value, gr]);
+  }, 0, reps, true);
+  const params = g.adaptor.numParameters() + g.discriminator.numParameters();
+  tf.dispose([clean, las, center]);
+  a.dispose();
+  d.dispose();
+  g.dispose();
+  return {
+    section: 'train', item: label, seconds: t.s, unit: 'step', macs: stepMacs, reps: t.reps, cores: t.cores,
+    note: `${(params / 1e6).toFixed(2)} M trainable params; step MACs counted (forward, ${c.gasSteps} GAS gradients, backward); PyTorch: experiments/bench/torch_bench.py 'glass' (Tiny Darknet re-typed)`,
   };
 }
 
@@ -332,6 +371,7 @@ function trainSection(part: number): { rows: Row[]; notes: string[] } {
   if ('method' in s && s.method === 'cutpaste') {
     return { rows: [cutpasteStep(s.label, s.size, s.batch, s.reps)], notes: ['CutPaste step: src/models/cutpaste network and loss, random views, SGD; PyTorch: the same ResNet-18 + head re-typed in experiments/bench/torch_bench.py'] };
   }
+  if ('method' in s && s.method === 'glass') return { rows: [glassStep(s.label, s.reps)], notes: [] };
   const notes = ['DRAEM step: src/models/draem networks and loss (L2 + SSIM + focal), random data, Adam; PyTorch: model_unet.py + loss.py re-typed in experiments/bench/torch_bench.py'];
   const profile = 'profile' in s ? s.profile : 'cpu';
   return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps, draemCheckpointing(profile))], notes };
@@ -438,6 +478,7 @@ function torchJob(section: Section, part: number, args: Args): Record<string, un
   if (section === 'train') {
     const s = DRAEM_STEPS[part];
     if ('method' in s && s.method === 'cutpaste') return { ...base, section: 'cutpaste', label: s.label, budget: 0, max_reps: s.reps, size: s.size, sources: s.batch, head_layers: 2, classes: 3 };
+    if ('method' in s && s.method === 'glass') return { ...base, section: 'glass', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, dim: GLASS_PROFILES.cpu.embedDim, hidden: GLASS_PROFILES.cpu.discHidden, gasSteps: GLASS_PROFILES.cpu.gasSteps };
     if ('method' in s) return null;
     return { ...base, section: 'draem', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw };
   }

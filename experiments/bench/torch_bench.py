@@ -13,6 +13,8 @@ Sections:
   cutpaste one CutPaste training step (torchvision-layout ResNet-18 + projection head, mean CE over
            all views, SGD momentum 0.9 / wd 3e-5); ResNet-18 re-typed here so torchvision is not needed
   coreset  PatchCore's official ApproximateGreedyCoresetSampler (torch ops, as in sampler.py)
+  glass    one GLASS training step at the cpu profile (Tiny Darknet re-typed below, official
+           glass.py GAS loop / hypersphere LAS push / OHEM + focal, Adam + AdamW); no torchvision
 """
 import json
 import math
@@ -353,10 +355,124 @@ def bench_coreset(job):
             "projection_cores": c_proj, "selection_cores": c_sel}
 
 
+# ---------------------------------------------------------------- glass (cqylunlun/GLASS glass.py)
+
+# (filters, kernel, maxpool after): src/models/backbones/darknet.ts DARKNET_CONVS, first 14 units.
+DARKNET = [(16, 3, True), (32, 3, True), (16, 1, False), (128, 3, False), (16, 1, False), (128, 3, True),
+           (32, 1, False), (256, 3, False), (32, 1, False), (256, 3, True), (64, 1, False), (512, 3, False),
+           (64, 1, False), (512, 3, False)]
+
+
+class TinyDarknet(nn.Module):
+    """conv (no bias) + BN + LeakyReLU(0.1) units; taps after units 10 (stride 8) and 14 (stride 16)."""
+
+    def __init__(self):
+        super().__init__()
+        layers, cin = [], 3
+        for f, k, _ in DARKNET:
+            layers.append(nn.Sequential(nn.Conv2d(cin, f, k, padding=k // 2, bias=False), nn.BatchNorm2d(f), nn.LeakyReLU(0.1)))
+            cin = f
+        self.units = nn.ModuleList(layers)
+
+    def forward(self, x):
+        taps = []
+        for i, (u, (_, _, pool)) in enumerate(zip(self.units, DARKNET)):
+            x = u(x)
+            if i in (9, 13):
+                taps.append(x)
+            if pool:
+                x = F.max_pool2d(x, 2, 2)
+        return taps
+
+
+def patch_embed(taps, dim):
+    """GLASS/PatchCore aggregation: 3x3 unfold, deeper tap resized to the first grid, adaptive pools."""
+    b, _, h0, w0 = taps[0].shape
+    per = []
+    for t in taps:
+        c, h, w = t.shape[1], t.shape[2], t.shape[3]
+        u = F.unfold(t, 3, padding=1).reshape(b, c * 9, h, w)
+        if (h, w) != (h0, w0):
+            u = F.interpolate(u, size=(h0, w0), mode="bilinear", align_corners=False)
+        u = u.permute(0, 2, 3, 1).reshape(b * h0 * w0, 1, c * 9)
+        per.append(F.adaptive_avg_pool1d(u, dim).squeeze(1))
+    x = torch.stack(per, 1).reshape(b * h0 * w0, 1, -1)
+    return F.adaptive_avg_pool1d(x, dim).squeeze(1)
+
+
+def glass_focal(s, target, keep, gamma=2.0, smooth=1e-5):
+    prob = torch.stack([1 - s, s], 1)
+    onehot = torch.stack([1 - target, target], 1).clamp(smooth, 1 - smooth)
+    pt = (onehot * prob).sum(1) + smooth
+    loss = -((1 - pt) ** gamma) * pt.log()
+    return (loss * keep).sum() / keep.sum().clamp(min=1)
+
+
+def bench_glass(job):
+    torch.manual_seed(0)
+    n, size, dim, hidden, steps = job["batch"], job["size"], job["dim"], job["hidden"], job["gasSteps"]
+    backbone = TinyDarknet().eval()
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    adaptor = nn.Linear(dim, dim)
+    disc = nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1, bias=False), nn.Sigmoid()).train()
+    opt_a = torch.optim.Adam(adaptor.parameters(), lr=1e-4, weight_decay=1e-5)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=2e-4)
+    clean = torch.rand(n, 3, size, size)
+    las = torch.rand(n, 3, size, size)
+    with torch.no_grad():
+        grid = backbone(clean[:1])[0].shape[2] * backbone(clean[:1])[0].shape[3]
+    mask = (torch.arange(n * grid) % 7 == 0).float()
+    center = torch.randn(grid, dim) * 0.1
+
+    def step():
+        with torch.no_grad():
+            et, ef = patch_embed(backbone(clean), dim), patch_embed(backbone(las), dim)
+        T, Fx = adaptor(et), adaptor(ef)
+        c = center.repeat(n, 1)
+        with torch.no_grad():
+            r = torch.quantile(torch.cat([(Fx - c).norm(dim=1)[mask == 0], (T - c).norm(dim=1)]), 0.75)
+        G = (T + 0.015 * torch.randn_like(T)).detach()
+        for i in range(steps):
+            G.requires_grad_(True)
+            out = disc(torch.cat([T, G]))
+            loss_g = F.binary_cross_entropy(out[T.shape[0]:], torch.ones_like(out[T.shape[0]:]))
+            g = torch.autograd.grad(loss_g, [G])[0]
+            with torch.no_grad():
+                G = G + 0.001 * g / (g.norm(dim=1, keepdim=True) + 1e-10)
+                if (i + 1) % 5 == 0:
+                    h = G - c
+                    hn = h.norm(dim=1, keepdim=True)
+                    G = c + h * hn.clamp(r, 2 * r) / hn
+            G = G.detach()
+        Gt = T + (G - T).detach()
+        out = disc(torch.cat([T, Gt]))
+        loss_bce = F.binary_cross_entropy(out[:T.shape[0]], torch.zeros_like(out[:T.shape[0]])) + \
+            F.binary_cross_entropy(out[T.shape[0]:], torch.ones_like(out[T.shape[0]:]))
+        h = Fx - c
+        hn = h.norm(dim=1, keepdim=True)
+        pushed = c + h * hn.clamp(2 * r, 4 * r) / (hn + 1e-10)
+        Fp = Fx + mask[:, None] * (pushed - Fx)
+        s = disc(Fp).squeeze(1)
+        with torch.no_grad():
+            e = (s - mask) ** 2
+            keep = (e >= torch.quantile(e, 0.5)).float()
+        loss = loss_bce + glass_focal(s, mask, keep)
+        opt_a.zero_grad()
+        opt_d.zero_grad()
+        loss.backward()
+        opt_a.step()
+        opt_d.step()
+
+    t, reps, cores = timed(step, job["budget"], max_reps=job.get("max_reps", 5))
+    nparams = sum(p.numel() for p in adaptor.parameters()) + sum(p.numel() for p in disc.parameters())
+    return {"s_per_step": t, "reps": reps, "params": nparams, "cores": cores}
+
+
 def main():
     job = json.loads(sys.stdin.read())
     torch.set_num_threads(int(job.get("threads", 2)))
-    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "cutpaste": bench_cutpaste, "coreset": bench_coreset}[job["section"]]
+    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "cutpaste": bench_cutpaste, "coreset": bench_coreset, "glass": bench_glass}[job["section"]]
     t0 = time.perf_counter()
     res = fn(job)
     res.update({

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors.js';
+import { innerGrad, noGrad } from '../nn/gradControl.js';
 import type { Rng } from '../util/rng.js';
 import { type ParamSpec, type ParamsOf, paramRecord, resolveParams } from './params.js';
 import type { FeatureContext, FeatureDiscriminator, FeatureStrategy, StrategyOptions, StrategyRecord } from './types.js';
@@ -73,7 +74,8 @@ export function gasPerturb(
     if (!ctx.center || ctx.radius === undefined) {
       throw new ConfigError("GAS mode 'hypersphere' needs ctx.center (per-position centres) and ctx.radius (r_t)");
     }
-    center = expandCenter(ctx.center, rows);
+    const given = ctx.center;
+    center = noGrad(() => expandCenter(given, rows));
     lo = p.sphereMin * ctx.radius;
     hi = p.sphereMax * ctx.radius;
   }
@@ -82,18 +84,23 @@ export function gasPerturb(
     const out = discriminator(tf.concat([T, g], 0)).reshape([2 * rows]);
     return bceOnes(out.slice([rows], [rows]));
   };
-  const grad = tf.grad((g: tf.Tensor) => lossOfG(g as tf.Tensor2D));
+  // GLASS calls gasPerturb inside its training step (tf.variableGrads): a nested tf.grad would put
+  // every ascent round on the outer tape (differentiated again, kept alive until the outer
+  // backward). innerGrad runs each round's gradient on a tape of its own; the noise and the update
+  // run under noGrad, so the returned G is a constant for the outer gradient (glass.md §3 step 3).
   const seed = rng.tfSeed();
-  let G = tf.tidy(() => tf.add(T, tf.randomNormal(T.shape, 0, p.noiseStd, 'float32', seed)) as tf.Tensor2D);
+  let G = noGrad(() => tf.tidy(() => tf.add(T, tf.randomNormal(T.shape, 0, p.noiseStd, 'float32', seed)) as tf.Tensor2D));
   try {
     for (let i = 0; i < p.steps; i++) {
-      const next = tf.tidy(() => {
-        const g = grad(G);
+      const { value, grad: g } = innerGrad((x: tf.Tensor2D) => lossOfG(x), G);
+      value.dispose();
+      const next = noGrad(() => tf.tidy(() => {
         const n = tf.norm(g, 'euclidean', 1, true);
         const stepped = tf.add(G, tf.mul(tf.div(g, tf.add(n, 1e-10)), p.stepSize)) as tf.Tensor2D;
         const project = (i + 1) % p.projectEvery === 0 || i === p.steps - 1;
         return project ? projectToShell(stepped, anchor, lo, hi) : stepped;
-      });
+      }));
+      g.dispose();
       G.dispose();
       G = next;
     }

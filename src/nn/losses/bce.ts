@@ -41,7 +41,8 @@ export function bce(probs: tf.Tensor, targets: tf.Tensor, opts: { reduction?: Re
   sameShape(probs, targets, 'bce');
   const elementwise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const p = args[0] as tf.Tensor;
-    (args[1] as tf.GradSaveFunc)([p]);
+    // targets are saved too: a caller may free them (e.g. a tidy inside the step) before backward.
+    (args[1] as tf.GradSaveFunc)([p, targets]);
     const value = tf.tidy(() => tf.neg(tf.add(
       tf.mul(targets, tf.maximum(tf.log(p), -100)),
       tf.mul(tf.sub(1, targets), tf.maximum(tf.log(tf.sub(1, p)), -100)),
@@ -49,8 +50,8 @@ export function bce(probs: tf.Tensor, targets: tf.Tensor, opts: { reduction?: Re
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const [sp] = saved;
-        return tf.mul(dy, tf.div(tf.sub(sp, targets), tf.maximum(tf.mul(sp, tf.sub(1, sp)), 1e-12)));
+        const [sp, st] = saved;
+        return tf.mul(dy, tf.div(tf.sub(sp, st), tf.maximum(tf.mul(sp, tf.sub(1, sp)), 1e-12)));
       }),
     };
   });
