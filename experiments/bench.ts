@@ -327,6 +327,10 @@ function cutpasteStep(label: string, size: number, sources: number, reps: number
   return {
     section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
     note: `${(params / 1e6).toFixed(2)} M params, ${n} views; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(2)} GMAC`,
+  };
+}
+
+/**
  * One GLASS training step at its cpu profile through src/models/glass (Glass.embed of the clean and
  * LAS batches, Glass.trainingLoss: GAS ascent rounds, BCE, hypersphere LAS push, OHEM + focal),
  * adaptor Adam + discriminator AdamW. Random-init Tiny Darknet (timing does not depend on weights),
