@@ -6,7 +6,8 @@
  * formula-generated weights, non-square input. Also timm / HF checkpoint name maps, parameter
  * counts (TABLE6.md: ViT-B/14-reg4 86,583,552), typed errors and no leaks.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,8 @@ import { initBackend } from '../src/backend.js';
 import { ConfigError, WeightsError } from '../src/errors.js';
 import type { StateDict } from '../src/nn/module.js';
 import { bicubicResize } from '../src/models/backbones/bicubic.js';
-import { VIT_CONFIGS, VisionTransformer, dinov2ViT, vitParameterCount, type ViTConfig } from '../src/models/backbones/vit.js';
+import { VIT_CONFIGS, VisionTransformer, dinov2ViT, loadViTWeightsFile, vitParameterCount, type ViTConfig } from '../src/models/backbones/vit.js';
+import { writeSafetensors } from '../src/nn/safetensors.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'vit');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -164,6 +166,15 @@ describe('DINOv2 ViT with registers: parity with the torch reference', () => {
 });
 
 describe('checkpoint names', () => {
+  /** Forward of a freshly built model loaded from `d`; the model is disposed. */
+  const referenceOf = (d: StateDict): Float32Array => {
+    const m = tinyViT(d);
+    try {
+      return reference(m);
+    } finally {
+      m.dispose();
+    }
+  };
   const reference = (m: VisionTransformer): Float32Array => {
     const x = input([1, 3, 56, 70]);
     const y = m.forward(x);
@@ -174,7 +185,7 @@ describe('checkpoint names', () => {
 
   it('timm vit_*_reg4_dinov2 layout (cls + pos[0] folded, no CLS pos row, reg_token, no mask token) loads to the same forward', () => {
     const d = tinyTorchDict();
-    const want = reference(tinyViT(d));
+    const want = referenceOf(d);
     const D = 48;
     const timm: StateDict = new Map();
     for (const [k, t] of d) {
@@ -193,7 +204,7 @@ describe('checkpoint names', () => {
 
   it('HF facebook/dinov2-with-registers layout (separate q/k/v, layer_scale lambda1, embeddings.*) loads to the same forward', () => {
     const d = tinyTorchDict();
-    const want = reference(tinyViT(d));
+    const want = referenceOf(d);
     const hf: StateDict = new Map();
     const top: Record<string, string> = {
       cls_token: 'embeddings.cls_token', mask_token: 'embeddings.mask_token', register_tokens: 'embeddings.register_tokens',
@@ -222,6 +233,26 @@ describe('checkpoint names', () => {
     m.dispose();
     disposeDict(hf);
     disposeDict(d);
+  });
+
+  it('a safetensors file (torch layout, DINOv2 names) loads strictly through loadViTWeightsFile; a bad file names itself', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vit-'));
+    try {
+      const d = tinyTorchDict();
+      const want = referenceOf(d);
+      const file = join(dir, 'tiny.safetensors');
+      writeSafetensors(file, d);
+      d.delete('norm.bias');
+      writeSafetensors(join(dir, 'bad.safetensors'), d);
+      disposeDict(d);
+      const m = new VisionTransformer('custom', { config: tinyConfig });
+      loadViTWeightsFile(m, file);
+      expect(maxAbs(reference(m.eval()), want)).toBeLessThan(1e-6);
+      expect(() => loadViTWeightsFile(m, join(dir, 'bad.safetensors'))).toThrow(/bad\.safetensors.*missing keys \(1\): norm\.bias/);
+      m.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a missing or misshaped key throws WeightsError naming it', () => {

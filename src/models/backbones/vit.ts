@@ -9,6 +9,7 @@ import { Attention } from '../../nn/layers/attention.js';
 import { normalInit } from '../../nn/init.js';
 import { IMAGENET_NORMALIZATION, normalizeInput, type Normalization } from './common.js';
 import { bicubicResize } from './bicubic.js';
+import { readWeightsFile } from '../../nn/weightFile.js';
 
 /**
  * DINOv2 Vision Transformer with register tokens (Darcet et al. 2024), as facebookresearch/dinov2
@@ -387,6 +388,20 @@ export function convertHfDinov2Checkpoint(dict: StateDict, model: VisionTransfor
     out.set(key, cat);
   }
   return { dict: out, created };
+}
+
+/**
+ * Strict load of a weights file into `model`: DINOv2's own `.pth` (e.g. dinov2_vitb14_reg4_pretrain.pth,
+ * read by src/nn/torchPickle.ts) or a safetensors file in DINOv2, timm or HF naming. Throws
+ * WeightsError naming the file and every missing / unexpected / misshaped key.
+ */
+export function loadViTWeightsFile(model: VisionTransformer, path: string): void {
+  const dict = readWeightsFile(path);
+  try {
+    model.loadTorchCheckpoint(dict, { source: path });
+  } finally {
+    for (const t of dict.values()) t.dispose();
+  }
 }
 
 /** A DINOv2-with-registers ViT by registry name (dinov2_vits14_reg4, dinov2_vitb14_reg4, dinov2_vitl14_reg4). */
