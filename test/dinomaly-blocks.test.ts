@@ -15,6 +15,8 @@ import type { StateDict } from '../src/nn/module.js';
 import { LinearAttention, linearAttention, linearAttentionDirect } from '../src/models/dinomaly/linearAttention.js';
 import { LinearAttentionBlock } from '../src/models/dinomaly/decoderBlock.js';
 import { NoisyBottleneck } from '../src/models/dinomaly/bottleneck.js';
+import { applyDinomalyInit } from '../src/models/dinomaly/init.js';
+import { setInitSeed, truncNormalInit } from '../src/nn/init.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'vit');
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
@@ -142,5 +144,48 @@ describe('noisy bottleneck (bMlp) and Dinomaly sizes', () => {
     tf.dispose([x, ev, plain, tr, tr2]);
     b.dispose();
     b2.dispose();
+  });
+});
+
+describe('Dinomaly init (trunc normal std 0.01 in [-0.03, 0.03], biases 0, LN 1/0)', () => {
+  it('truncNormalInit: inside the bounds, std of the truncated law, reproducible under setInitSeed; bad bounds throw', () => {
+    setInitSeed(5);
+    const t = truncNormalInit([200, 100], 0.01, -0.03, 0.03);
+    setInitSeed(5);
+    const u = truncNormalInit([200, 100], 0.01, -0.03, 0.03);
+    const v = t.dataSync();
+    expect(maxAbs(v, u.dataSync())).toBe(0);
+    let mn = Infinity;
+    let mx = -Infinity;
+    let s2 = 0;
+    for (const x of v) {
+      mn = Math.min(mn, x);
+      mx = Math.max(mx, x);
+      s2 += x * x;
+    }
+    expect(mn).toBeGreaterThanOrEqual(-0.03);
+    expect(mx).toBeLessThanOrEqual(0.03);
+    expect(mx).toBeGreaterThan(0.025); // the tails reach near the cut
+    // std of N(0, 0.01²) cut at ±3σ: 0.01·sqrt(1 − 2·3·φ(3)/(2Φ(3) − 1)) = 0.009865
+    expect(Math.sqrt(s2 / v.length)).toBeCloseTo(0.009865, 4);
+    tf.dispose([t, u]);
+    expect(() => truncNormalInit([2], 0.01, 0.03, -0.03)).toThrow(ConfigError);
+  });
+
+  it('applyDinomalyInit sets every Linear and LayerNorm of a decoder block and bottleneck', () => {
+    setInitSeed(9);
+    const blk = new LinearAttentionBlock(16, 2);
+    const b = new NoisyBottleneck(16, 64, 0.2, { seed: 1 });
+    tf.tidy(() => blk.norm1.weight.assign(tf.fill([16], 3)));
+    applyDinomalyInit(blk);
+    applyDinomalyInit(b);
+    for (const [name, v] of [...blk.namedParameters(), ...b.namedParameters()]) {
+      const d = v.dataSync();
+      if (name.endsWith('norm1.weight') || name.endsWith('norm2.weight')) expect([...d].every((x) => x === 1)).toBe(true);
+      else if (name.endsWith('bias')) expect([...d].every((x) => x === 0)).toBe(true);
+      else expect([...d].every((x) => Math.abs(x) <= 0.03) && d.some((x) => x !== 0)).toBe(true);
+    }
+    blk.dispose();
+    b.dispose();
   });
 });
