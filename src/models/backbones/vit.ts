@@ -141,7 +141,10 @@ export interface ViTOptions {
 export interface ViTLayerOutputs {
   /** Raw outputs (no final norm) of the requested blocks, in the order requested. [B, T, D] each. */
   layers: tf.Tensor3D[];
-  /** Output of the last executed block (max of the requested indices), no norm. */
+  /**
+   * Output of the last executed block (max of the requested indices), no norm: the very tensor
+   * of that entry in `layers` (dispose it once).
+   */
   last: tf.Tensor3D;
 }
 
