@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * Seed source for parameter initialisation. Layers draw their tfjs op seeds from here in
@@ -34,4 +35,25 @@ export function normalInit(shape: number[], std: number, mean = 0): tf.Tensor {
 export function xavierUniform(shape: number[], fanIn: number, fanOut: number, gain = 1): tf.Tensor {
   const bound = gain * Math.sqrt(6 / (fanIn + fanOut));
   return uniformInit(shape, bound);
+}
+
+/**
+ * timm's trunc_normal_(std, a, b): N(mean, std²) restricted to [a, b] (absolute bounds, as timm),
+ * by rejection with a seedrandom stream seeded from the init seed (reproducible under
+ * setInitSeed). Dinomaly's bottleneck and decoder Linears: std 0.01, [−0.03, 0.03] (dinomaly.md §2).
+ */
+export function truncNormalInit(shape: number[], std: number, a: number, b: number, mean = 0): tf.Tensor {
+  if (!(std > 0) || !(a < b) || mean + 6 * std < a || mean - 6 * std > b) {
+    throw new ConfigError(`truncNormalInit: need std > 0 and [${a}, ${b}] overlapping N(${mean}, ${std}²)`);
+  }
+  const rng = new Rng(`trunc_normal/${nextInitSeed()}`);
+  const n = shape.reduce((s, d) => s * d, 1);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let x: number;
+    do x = rng.normal(mean, std);
+    while (x < a || x > b);
+    v[i] = x;
+  }
+  return tf.tensor(v, shape);
 }

@@ -18,6 +18,9 @@ export type { ResNetArch, ResNetStage, ResNetOptions, ResNetConfig, ResNetFeatur
 export { TinyDarknet, TINY_DARKNET_DEFAULT_TAPS } from './darknet.js';
 export { MobileNetV1, MOBILENET_V1_DEFAULT_TAPS } from './mobilenet.js';
 export { kerasSamePads } from './keras.js';
+export { VisionTransformer, ViTBlock, LayerScale, Mlp, PatchEmbed, dinov2ViT, loadViTWeightsFile, vitParameterCount, VIT_CONFIGS, convertViTCheckpoint, convertTimmViTCheckpoint, convertHfDinov2Checkpoint } from './vit.js';
+export type { ViTVariant, ViTConfig, ViTOptions, ViTLayerOutputs } from './vit.js';
+export { bicubicResize, bicubicMatrix } from './bicubic.js';
 
 /**
  * Backbone registry: name -> how to build it, its default feature taps (with stride and channel
