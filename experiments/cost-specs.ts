@@ -3,6 +3,7 @@ import { registerCostSpec, type MethodCostSpec } from '../src/energy/costsTable.
 import { RESNET_CONFIGS, RESNET_STAGES, wideResnet50_2, type ResNetArch, type ResNetStage } from '../src/models/backbones/index.js';
 import { draemCostSpec } from '../src/models/draem/costSpec.js';
 import { riadCostSpec } from '../src/models/riad/costs.js';
+import { patchsvddCostSpec } from '../src/models/patchsvdd/costSpec.js';
 
 /**
  * Cost specs (networks + the paper's Table 6 counting rule) of the methods that exist so far, for
@@ -60,7 +61,7 @@ export const patchcoreCostSpec: MethodCostSpec = {
   },
 };
 
-const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec, draemCostSpec, riadCostSpec];
+const BUILTIN: readonly MethodCostSpec[] = [patchcoreCostSpec, draemCostSpec, riadCostSpec, patchsvddCostSpec];
 
 export function registerBuiltinCostSpecs(): void {
   for (const s of BUILTIN) registerCostSpec(s);

@@ -3,12 +3,13 @@ import type { BaseMethodConfig, MethodDefinition } from './models/method.js';
 import { patchcoreMethod } from './models/patchcore/index.js';
 import { draemMethod } from './models/draem/index.js';
 import { riadMethod } from './models/riad/index.js';
+import { patchsvddMethod } from './models/patchsvdd/index.js';
 
 /**
  * Method name -> definition, read by every CLI (train, costs, bench). A method joins the project
  * by adding one line here.
  */
-const METHODS: readonly MethodDefinition<BaseMethodConfig>[] = [patchcoreMethod as unknown as MethodDefinition<BaseMethodConfig>, draemMethod as unknown as MethodDefinition<BaseMethodConfig>, riadMethod as unknown as MethodDefinition<BaseMethodConfig>];
+const METHODS: readonly MethodDefinition<BaseMethodConfig>[] = [patchcoreMethod as unknown as MethodDefinition<BaseMethodConfig>, draemMethod as unknown as MethodDefinition<BaseMethodConfig>, riadMethod as unknown as MethodDefinition<BaseMethodConfig>, patchsvddMethod as unknown as MethodDefinition<BaseMethodConfig>];
 
 /** The paper's ten methods, for messages about those not implemented yet. */
 export const PAPER_METHODS = ['patchcore', 'dinomaly', 'glass', 'draem', 'diffusionad', 'ddad', 'cutpaste', 'riad', 'patchsvdd', 'mspba'] as const;
