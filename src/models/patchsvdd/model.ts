@@ -14,7 +14,7 @@ import type { PatchSvddConfig } from './config.js';
 import { BIG_PATCH, EMBED_DIM, PatchEncoderHier, PositionClassifier, SMALL_PATCH } from './network.js';
 import { patchSvddLoss } from './objective.js';
 import { buildPatchBatch, cropInto, randomCoord, type PatchBatch, type PatchImages } from './sampling.js';
-import { checkStrides, denseEmbeddings, fuseMaps, makeBank, nearestDistances, spreadPatchScores, type MemoryBank } from './scoring.js';
+import { bankEmbeddings, checkStrides, denseEmbeddings, fuseMaps, makeBank, nearestDistances, spreadPatchScores, type MemoryBank } from './scoring.js';
 
 /** Probe patches per scale for the collapse check. */
 const PROBE_PATCHES = 64;
@@ -265,7 +265,7 @@ export class PatchSvdd implements AnomalyDetector {
     for (const [name, m] of [['cls_64', this.nets.cls64], ['cls_32', this.nets.cls32]] as const) for (const [k, t] of m.torchStateDict()) cls.set(`${name}.${k}`, t);
     write('classifiers.safetensors', cls);
     write('mean_image.safetensors', new Map([['mean', tf.tidy(() => tf.mul(this.mean!.squeeze([0]), 255))]]));
-    write('banks.safetensors', new Map([['bank64', tf.transpose(this.bank64.bankT)], ['bank32', tf.transpose(this.bank32.bankT)]]));
+    write('banks.safetensors', new Map([['bank64', bankEmbeddings(this.bank64)], ['bank32', bankEmbeddings(this.bank32)]]));
     writeJsonAtomic(join(dir, 'patchsvdd.json'), { config: this.config, params: this.nets.encoder.numParameters(), stats: this.stats });
   }
 
@@ -314,7 +314,7 @@ export class PatchSvdd implements AnomalyDetector {
   }
 
   private disposeBanks(): void {
-    for (const b of [this.bank64, this.bank32]) if (b) tf.dispose([b.bankT, b.sqNorms]);
+    for (const b of [this.bank64, this.bank32]) if (b) tf.dispose([b.bankT, b.sqNorms, b.centre]);
     this.bank64 = null;
     this.bank32 = null;
   }

@@ -86,16 +86,32 @@ export function fuseMaps(m64: tf.Tensor3D, m32: tf.Tensor3D): { maps: tf.Tensor3
   });
 }
 
-/** A memory bank in the layout nearestNeighbour wants: transposed [D, B] and squared norms [B]. */
+/**
+ * A memory bank in the layout nearestNeighbour wants: transposed [D, B] and squared norms [B], of
+ * the embeddings minus their mean `centre` [D]. Why centred: distances come from |q|² + |b|² − 2q·b,
+ * and at PyTorch's default init the embeddings are dominated by the biases (~0.1 per dimension)
+ * while patches differ by ~1e-4, so uncentred float32 cancellation would drown the distances.
+ * A translation leaves every distance unchanged.
+ */
 export interface MemoryBank {
   bankT: tf.Tensor2D;
   sqNorms: tf.Tensor1D;
+  centre: tf.Tensor1D;
 }
 
 /** All-train-patch bank from embeddings [N, D] (patchsvdd.md §4: every image, every position). */
 export function makeBank(embeddings: tf.Tensor2D): MemoryBank {
-  const [bankT, sqNorms] = tf.tidy(() => [tf.transpose(embeddings) as tf.Tensor2D, tf.sum(tf.square(embeddings), 1) as tf.Tensor1D]);
-  return { bankT: bankT as tf.Tensor2D, sqNorms: sqNorms as tf.Tensor1D };
+  const [bankT, sqNorms, centre] = tf.tidy(() => {
+    const c = tf.mean(embeddings, 0);
+    const e = tf.sub(embeddings, c);
+    return [tf.transpose(e) as tf.Tensor2D, tf.sum(tf.square(e), 1) as tf.Tensor1D, c as tf.Tensor1D];
+  });
+  return { bankT: bankT as tf.Tensor2D, sqNorms: sqNorms as tf.Tensor1D, centre: centre as tf.Tensor1D };
+}
+
+/** The bank's embeddings [N, D] again (for saving). */
+export function bankEmbeddings(bank: MemoryBank): tf.Tensor2D {
+  return tf.tidy(() => tf.add(tf.transpose(bank.bankT), bank.centre) as tf.Tensor2D);
 }
 
 /**
@@ -110,7 +126,7 @@ export function nearestDistances(queries: tf.Tensor2D, bank: MemoryBank, maxBloc
     const chunk = Math.max(1024, Math.floor(maxBlock / rows));
     const parts: tf.Tensor1D[] = [];
     for (let r = 0; r < m; r += rows) {
-      const q = tf.slice(queries, [r, 0], [Math.min(rows, m - r), queries.shape[1]]);
+      const q = tf.sub(tf.slice(queries, [r, 0], [Math.min(rows, m - r), queries.shape[1]]), bank.centre) as tf.Tensor2D;
       parts.push(nearestNeighbour(q, bank.bankT, bank.sqNorms, 'l2', chunk).distances);
     }
     return (parts.length === 1 ? parts[0] : tf.concat(parts)) as tf.Tensor1D;
