@@ -17,7 +17,8 @@
  *            wasm's 4 GB heap only with gradient checkpointing; skipped with --quick and on the
  *            cpu backend), each with its DRAEM profile's gradientCheckpointing
  *            (ADBENCH_CHECKPOINTING=off|block|layer overrides); RIAD at its cpu profile
- *            (Riad.trainingLoss; no PyTorch counterpart yet)
+ *            (Riad.trainingLoss; no PyTorch counterpart yet); Patch SVDD at TABLE6.md's reference
+ *            (4 samples per each of the four streams, 64/32-px patches; PatchSvdd.trainingLoss)
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
@@ -46,6 +47,9 @@ import { simdConvEngine } from '../src/nn/kernels/conv2d-simd.js';
 import { layerFusionEnabled } from '../src/nn/fusion.js';
 import { Riad } from '../src/models/riad/model.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
+import { PATCHSVDD_PROFILES } from '../src/models/patchsvdd/config.js';
+import { PatchSvdd } from '../src/models/patchsvdd/model.js';
+import { buildPatchBatch } from '../src/models/patchsvdd/sampling.js';
 import { countMacs, totalMacs } from '../src/energy/macs.js';
 import { ResNet } from '../src/models/backbones/resnet.js';
 import { setInitSeed } from '../src/nn/init.js';
@@ -262,6 +266,8 @@ export const DRAEM_STEPS = [
   { label: 'DRAEM step 128², batch 4, widths 128/64 (official)', size: 128, batch: 4, rw: 128, dw: 64, heavy: true, reps: 1, profile: 'paper' as DraemProfile },
   // Landed methods at their cpu profile, through their own loss code (no PyTorch counterpart yet).
   { label: 'RIAD step, cpu profile (64², batch 4, width 8, 3 masked passes)', size: 64, batch: 4, rw: 8, dw: 0, heavy: false, reps: 3, method: 'riad' as const },
+  // TABLE6.md's PyTorch reference configuration: 4 samples per stream, 64/32-px patches (0.098 s/step).
+  { label: 'Patch SVDD step (4 samples per stream, 64/32-px patches)', size: 64, batch: 4, rw: 0, dw: 0, heavy: false, reps: 5, method: 'patchsvdd' as const },
 ];
 
 /** DRAEM_STEPS indices this run measures (--quick and the cpu backend skip the heavy ones). */
@@ -294,9 +300,33 @@ function riadStep(label: string, reps: number): Row {
   };
 }
 
+/**
+ * One Patch SVDD training step (src/models/patchsvdd: the four streams of `batch` samples each,
+ * f_big on 4·batch 64² patches, f_small on 4·batch 32² patches, both classifiers, Adam over the
+ * updated parameters), on one random 256² standardised image.
+ */
+function patchsvddStep(label: string, batch: number, reps: number): Row {
+  setInitSeed(0);
+  const c = { ...PATCHSVDD_PROFILES.paper, batchSize: batch };
+  const m = new PatchSvdd(c);
+  const img = new Float32Array(256 * 256 * 3);
+  for (let i = 0; i < img.length; i++) img[i] = Math.sin(i * 0.37) * 0.2;
+  const b = buildPatchBatch({ data: [img], height: 256, width: 256 }, new Array<number>(batch).fill(0), c.noiseSigma, new Rng(0));
+  const opt = new Adam([m.nets.encoder, m.nets.cls64, m.nets.cls32].flatMap((n) => n.trainableVariables()), { lr: c.lr });
+  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => m.trainingLoss(b))));
+  const t = timeIt(() => { opt.minimize(() => m.trainingLoss(b)); }, 0, reps, true);
+  opt.dispose();
+  m.dispose();
+  return {
+    section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
+    note: `0.45 M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(2)} GMAC; PyTorch: networks.py + main_train.py losses re-typed in torch_bench.py`,
+  };
+}
+
 function trainSection(part: number): { rows: Row[]; notes: string[] } {
   const s = DRAEM_STEPS[part];
   if ('method' in s && s.method === 'riad') return { rows: [riadStep(s.label, s.reps)], notes: [] };
+  if ('method' in s && s.method === 'patchsvdd') return { rows: [patchsvddStep(s.label, s.batch, s.reps)], notes: [] };
   const notes = ['DRAEM step: src/models/draem networks and loss (L2 + SSIM + focal), random data, Adam; PyTorch: model_unet.py + loss.py re-typed in experiments/bench/torch_bench.py'];
   const profile = 'profile' in s ? s.profile : 'cpu';
   return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps, draemCheckpointing(profile))], notes };
@@ -402,6 +432,7 @@ function torchJob(section: Section, part: number, args: Args): Record<string, un
   if (section === 'wrn50') return { ...base, section, budget: args.quick ? 2 : 8, size: 256, batches: args.quick ? [1] : [1, 8] };
   if (section === 'train') {
     const s = DRAEM_STEPS[part];
+    if ('method' in s && s.method === 'patchsvdd') return { ...base, section: 'patchsvdd', label: s.label, budget: 0, max_reps: s.reps, batch: s.batch };
     if ('method' in s) return null;
     return { ...base, section: 'draem', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw };
   }

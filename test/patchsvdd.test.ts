@@ -102,10 +102,12 @@ describe('Patch SVDD networks (patchsvdd.md §2, §7.1–2)', () => {
       const q = (r: number, c: number) => big.enc.call(tf.slice(p, [0, r, c, 0], [2, 32, 32, 3]));
       const [tl, tr, bl, br] = [q(0, 0), q(0, 32), q(32, 0), q(32, 32)];
       const direct = big.call(p);
-      expect(maxAbsDiff(direct, big.head(arrange2x2(tl, tr, bl, br)))).toBeLessThan(1e-6);
-      // Swapping TR and BL (row- vs column-major) or rotating the quadrants changes the embedding.
-      expect(maxAbsDiff(direct, big.head(arrange2x2(tl, bl, tr, br)))).toBeGreaterThan(1e-3);
-      expect(maxAbsDiff(direct, big.head(arrange2x2(tr, tl, br, bl)))).toBeGreaterThan(1e-3);
+      const exact = maxAbsDiff(direct, big.head(arrange2x2(tl, tr, bl, br)));
+      expect(exact).toBeLessThan(2e-7);
+      // Swapping TR and BL (row- vs column-major) or mirroring the quadrants changes the embedding
+      // by far more than float rounding (at PyTorch's default init embeddings differ by ~1e-4 between patches).
+      expect(maxAbsDiff(direct, big.head(arrange2x2(tl, bl, tr, br)))).toBeGreaterThan(2e-5);
+      expect(maxAbsDiff(direct, big.head(arrange2x2(tr, tl, br, bl)))).toBeGreaterThan(2e-5);
     });
     big.dispose();
   });

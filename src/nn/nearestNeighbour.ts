@@ -25,12 +25,17 @@ export function nearestNeighbour(
     const qn = tf.sum(tf.square(queries), 1, true);
     const total = bankT.shape[1];
     for (let b0 = 0; b0 < total; b0 += chunk) {
-      const nb = Math.min(chunk, total - b0);
-      const bk = nb === total ? bankT : tf.slice(bankT, [0, b0], [bankT.shape[0], nb]);
-      const bn = tf.slice(bankSqNorms, [b0], [nb]);
-      const d2 = tf.relu(tf.sub(tf.add(qn, bn), tf.mul(2, tf.matMul(queries, bk))));
-      dists.push(tf.min(d2, 1));
-      idxs.push(tf.add(tf.argMin(d2, 1), b0));
+      // One tidy per chunk: only the chunk's [M] minima survive it, not its [M, chunk] distance
+      // blocks (a large bank would otherwise keep all of them alive until the end: wasm's 4 GB heap).
+      const [d, i] = tf.tidy(() => {
+        const nb = Math.min(chunk, total - b0);
+        const bk = nb === total ? bankT : tf.slice(bankT, [0, b0], [bankT.shape[0], nb]);
+        const bn = tf.slice(bankSqNorms, [b0], [nb]);
+        const d2 = tf.relu(tf.sub(tf.add(qn, bn), tf.mul(2, tf.matMul(queries, bk))));
+        return [tf.min(d2, 1) as tf.Tensor1D, tf.add(tf.argMin(d2, 1), b0) as tf.Tensor1D];
+      });
+      dists.push(d);
+      idxs.push(i);
     }
     let best = dists[0];
     let bestIdx = idxs[0];

@@ -126,8 +126,10 @@ export function nearestDistances(queries: tf.Tensor2D, bank: MemoryBank, maxBloc
     const chunk = Math.max(1024, Math.floor(maxBlock / rows));
     const parts: tf.Tensor1D[] = [];
     for (let r = 0; r < m; r += rows) {
-      const q = tf.sub(tf.slice(queries, [r, 0], [Math.min(rows, m - r), queries.shape[1]]), bank.centre) as tf.Tensor2D;
-      parts.push(nearestNeighbour(q, bank.bankT, bank.sqNorms, 'l2', chunk).distances);
+      parts.push(tf.tidy(() => {
+        const q = tf.sub(tf.slice(queries, [r, 0], [Math.min(rows, m - r), queries.shape[1]]), bank.centre) as tf.Tensor2D;
+        return nearestNeighbour(q, bank.bankT, bank.sqNorms, 'l2', chunk).distances;
+      }));
     }
     return (parts.length === 1 ? parts[0] : tf.concat(parts)) as tf.Tensor1D;
   });
