@@ -48,3 +48,35 @@ export function nearestNeighbour(
     return { distances: kind === 'l2' ? tf.sqrt(best) : best, indices: bestIdx.toFloat() as tf.Tensor1D };
   });
 }
+
+/**
+ * Distance from each query row to its nearest bank row, without the index: per chunk one fused
+ * matMul + bias, q·(−2B) + |b|², and a row minimum; |q|² is added after the minimum (it is the
+ * same for the whole row). Two passes over each [M, chunk] block instead of nearestNeighbour's
+ * six (add, sub, mul, relu, min, argMin): scorers that need no index (Patch SVDD: one query per
+ * patch against ~10⁵ bank vectors) are dominated by those passes on wasm. `bankTNeg2` is the
+ * transposed bank times −2 ([D, B]).
+ */
+export function nearestDistances(
+  queries: tf.Tensor2D,
+  bankTNeg2: tf.Tensor2D,
+  bankSqNorms: tf.Tensor1D,
+  kind: DistanceKind,
+  chunk = 8192,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const total = bankTNeg2.shape[1];
+    const mins: tf.Tensor1D[] = [];
+    for (let b0 = 0; b0 < total; b0 += chunk) {
+      mins.push(tf.tidy(() => {
+        const nb = Math.min(chunk, total - b0);
+        const bk = nb === total ? bankTNeg2 : tf.slice(bankTNeg2, [0, b0], [bankTNeg2.shape[0], nb]);
+        const bn = nb === total ? bankSqNorms : tf.slice(bankSqNorms, [b0], [nb]);
+        return tf.min(tf.fused.matMul({ a: queries, b: bk as tf.Tensor2D, bias: bn }), 1) as tf.Tensor1D;
+      }));
+    }
+    const best = mins.length === 1 ? mins[0] : (tf.min(tf.stack(mins, 1), 1) as tf.Tensor1D);
+    const d2 = tf.relu(tf.add(best, tf.sum(tf.square(queries), 1)));
+    return (kind === 'l2' ? tf.sqrt(d2) : d2) as tf.Tensor1D;
+  });
+}

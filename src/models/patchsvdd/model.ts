@@ -159,8 +159,8 @@ export class PatchSvdd implements AnomalyDetector {
       ...(losses.length > 0 ? { firstLoss: Number(losses[0].toFixed(5)), lastLoss: Number(losses[losses.length - 1].toFixed(5)) } : {}),
       embeddingVariance64: Number(final.var64.toExponential(4)),
       embeddingVariance32: Number(final.var32.toExponential(4)),
-      bank64: this.bank64?.bankT.shape[1] ?? 0,
-      bank32: this.bank32?.bankT.shape[1] ?? 0,
+      bank64: this.bank64?.bankTNeg2.shape[1] ?? 0,
+      bank32: this.bank32?.bankTNeg2.shape[1] ?? 0,
       bankSeconds: Number(bankSeconds.toFixed(1)),
     };
     ctx.log(`[patchsvdd] memory banks: ${this.stats.bank64} f_big and ${this.stats.bank32} f_small embeddings of ${n} train images (${bankSeconds.toFixed(1)} s)`);
@@ -314,7 +314,7 @@ export class PatchSvdd implements AnomalyDetector {
   }
 
   private disposeBanks(): void {
-    for (const b of [this.bank64, this.bank32]) if (b) tf.dispose([b.bankT, b.sqNorms, b.centre]);
+    for (const b of [this.bank64, this.bank32]) if (b) tf.dispose([b.bankTNeg2, b.sqNorms, b.centre]);
     this.bank64 = null;
     this.bank32 = null;
   }

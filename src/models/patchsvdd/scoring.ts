@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../../errors.js';
-import { nearestNeighbour } from '../../nn/nearestNeighbour.js';
+import { nearestDistances as nearestDistancesTo } from '../../nn/nearestNeighbour.js';
 import { arrange2x2, BIG_PATCH, EMBED_DIM, SMALL_PATCH, type PatchEncoderHier } from './network.js';
 
 /** Patches of side k at stride s along a side of n pixels (official PatchDataset: (n − k) / s + 1). */
@@ -94,7 +94,8 @@ export function fuseMaps(m64: tf.Tensor3D, m32: tf.Tensor3D): { maps: tf.Tensor3
  * A translation leaves every distance unchanged.
  */
 export interface MemoryBank {
-  bankT: tf.Tensor2D;
+  /** −2 × the centred bank, transposed [D, B] (the operand of nearestDistances' fused matMul). */
+  bankTNeg2: tf.Tensor2D;
   sqNorms: tf.Tensor1D;
   centre: tf.Tensor1D;
 }
@@ -104,14 +105,14 @@ export function makeBank(embeddings: tf.Tensor2D): MemoryBank {
   const [bankT, sqNorms, centre] = tf.tidy(() => {
     const c = tf.mean(embeddings, 0);
     const e = tf.sub(embeddings, c);
-    return [tf.transpose(e) as tf.Tensor2D, tf.sum(tf.square(e), 1) as tf.Tensor1D, c as tf.Tensor1D];
+    return [tf.mul(tf.transpose(e), -2) as tf.Tensor2D, tf.sum(tf.square(e), 1) as tf.Tensor1D, c as tf.Tensor1D];
   });
-  return { bankT: bankT as tf.Tensor2D, sqNorms: sqNorms as tf.Tensor1D, centre: centre as tf.Tensor1D };
+  return { bankTNeg2: bankT as tf.Tensor2D, sqNorms: sqNorms as tf.Tensor1D, centre: centre as tf.Tensor1D };
 }
 
 /** The bank's embeddings [N, D] again (for saving). */
 export function bankEmbeddings(bank: MemoryBank): tf.Tensor2D {
-  return tf.tidy(() => tf.add(tf.transpose(bank.bankT), bank.centre) as tf.Tensor2D);
+  return tf.tidy(() => tf.add(tf.mul(tf.transpose(bank.bankTNeg2), -0.5), bank.centre) as tf.Tensor2D);
 }
 
 /**
@@ -128,7 +129,7 @@ export function nearestDistances(queries: tf.Tensor2D, bank: MemoryBank, maxBloc
     for (let r = 0; r < m; r += rows) {
       parts.push(tf.tidy(() => {
         const q = tf.sub(tf.slice(queries, [r, 0], [Math.min(rows, m - r), queries.shape[1]]), bank.centre) as tf.Tensor2D;
-        return nearestNeighbour(q, bank.bankT, bank.sqNorms, 'l2', chunk).distances;
+        return nearestDistancesTo(q, bank.bankTNeg2, bank.sqNorms, 'l2', chunk);
       }));
     }
     return (parts.length === 1 ? parts[0] : tf.concat(parts)) as tf.Tensor1D;
