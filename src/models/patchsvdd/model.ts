@@ -14,7 +14,7 @@ import type { PatchSvddConfig } from './config.js';
 import { BIG_PATCH, EMBED_DIM, PatchEncoderHier, PositionClassifier, SMALL_PATCH } from './network.js';
 import { patchSvddLoss } from './objective.js';
 import { buildPatchBatch, cropInto, randomCoord, type PatchBatch, type PatchImages } from './sampling.js';
-import { bankEmbeddings, checkStrides, denseEmbeddings, fuseMaps, makeBank, nearestDistances, spreadPatchScores, type MemoryBank } from './scoring.js';
+import { bankFromCentred, centredEmbeddings, checkStrides, denseEmbeddings, fuseMaps, makeBank, nearestDistances, spreadPatchScores, type MemoryBank } from './scoring.js';
 
 /** Probe patches per scale for the collapse check. */
 const PROBE_PATCHES = 64;
@@ -265,7 +265,11 @@ export class PatchSvdd implements AnomalyDetector {
     for (const [name, m] of [['cls_64', this.nets.cls64], ['cls_32', this.nets.cls32]] as const) for (const [k, t] of m.torchStateDict()) cls.set(`${name}.${k}`, t);
     write('classifiers.safetensors', cls);
     write('mean_image.safetensors', new Map([['mean', tf.tidy(() => tf.mul(this.mean!.squeeze([0]), 255))]]));
-    write('banks.safetensors', new Map([['bank64', bankEmbeddings(this.bank64)], ['bank32', bankEmbeddings(this.bank32)]]));
+    // Centred embeddings + centre (embedding = bank + centre): reloads bit-exactly (recentring would round).
+    write('banks.safetensors', new Map<string, tf.Tensor>([
+      ['bank64', centredEmbeddings(this.bank64)], ['centre64', this.bank64.centre.clone()],
+      ['bank32', centredEmbeddings(this.bank32)], ['centre32', this.bank32.centre.clone()],
+    ]));
     writeJsonAtomic(join(dir, 'patchsvdd.json'), { config: this.config, params: this.nets.encoder.numParameters(), stats: this.stats });
   }
 
@@ -305,9 +309,14 @@ export class PatchSvdd implements AnomalyDetector {
         if (!t || t.rank !== 2 || t.shape[1] !== EMBED_DIM) throw new WeightsError(`${paths.banks}: expected '${k}' [B, ${EMBED_DIM}], got ${t ? `[${t.shape}]` : 'none'}`);
         return t as tf.Tensor2D;
       };
+      const centre = (k: string) => {
+        const t = sd.get(k);
+        if (!t || t.rank !== 1 || t.shape[0] !== EMBED_DIM) throw new WeightsError(`${paths.banks}: expected '${k}' [${EMBED_DIM}], got ${t ? `[${t.shape}]` : 'none'}`);
+        return t as tf.Tensor1D;
+      };
       this.disposeBanks();
-      this.bank64 = makeBank(get('bank64'));
-      this.bank32 = makeBank(get('bank32'));
+      this.bank64 = bankFromCentred(get('bank64'), centre('centre64'));
+      this.bank32 = bankFromCentred(get('bank32'), centre('centre32'));
     });
     const meta = join(dir, 'patchsvdd.json');
     if (existsSync(meta)) this.stats = (JSON.parse(readFileSync(meta, 'utf8')) as { stats?: Record<string, string | number | boolean> }).stats ?? {};

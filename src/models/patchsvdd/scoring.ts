@@ -102,17 +102,31 @@ export interface MemoryBank {
 
 /** All-train-patch bank from embeddings [N, D] (patchsvdd.md §4: every image, every position). */
 export function makeBank(embeddings: tf.Tensor2D): MemoryBank {
-  const [bankT, sqNorms, centre] = tf.tidy(() => {
-    const c = tf.mean(embeddings, 0);
-    const e = tf.sub(embeddings, c);
-    return [tf.mul(tf.transpose(e), -2) as tf.Tensor2D, tf.sum(tf.square(e), 1) as tf.Tensor1D, c as tf.Tensor1D];
+  const [c, e] = tf.tidy(() => {
+    const centre = tf.mean(embeddings, 0);
+    return [centre as tf.Tensor1D, tf.sub(embeddings, centre) as tf.Tensor2D];
   });
-  return { bankTNeg2: bankT as tf.Tensor2D, sqNorms: sqNorms as tf.Tensor1D, centre: centre as tf.Tensor1D };
+  try {
+    return bankFromCentred(e as tf.Tensor2D, c as tf.Tensor1D);
+  } finally {
+    tf.dispose([c, e]);
+  }
 }
 
-/** The bank's embeddings [N, D] again (for saving). */
+/** A bank from centred embeddings [N, D] and their centre [D] (what save() writes: reloads bit-exactly). */
+export function bankFromCentred(centred: tf.Tensor2D, centre: tf.Tensor1D): MemoryBank {
+  const [bankTNeg2, sqNorms, c] = tf.tidy(() => [tf.mul(tf.transpose(centred), -2) as tf.Tensor2D, tf.sum(tf.square(centred), 1) as tf.Tensor1D, tf.clone(centre)]);
+  return { bankTNeg2: bankTNeg2 as tf.Tensor2D, sqNorms: sqNorms as tf.Tensor1D, centre: c as tf.Tensor1D };
+}
+
+/** The bank's centred embeddings [N, D] (×−½ and transposing back are exact). */
+export function centredEmbeddings(bank: MemoryBank): tf.Tensor2D {
+  return tf.tidy(() => tf.transpose(tf.mul(bank.bankTNeg2, -0.5)) as tf.Tensor2D);
+}
+
+/** The bank's embeddings [N, D] again (centred + centre). */
 export function bankEmbeddings(bank: MemoryBank): tf.Tensor2D {
-  return tf.tidy(() => tf.add(tf.mul(tf.transpose(bank.bankTNeg2), -0.5), bank.centre) as tf.Tensor2D);
+  return tf.tidy(() => tf.add(centredEmbeddings(bank), bank.centre) as tf.Tensor2D);
 }
 
 /**
