@@ -324,7 +324,7 @@ describe('Patch SVDD training (tiny configuration)', () => {
     expect(b.lossHistory).toEqual(a.lossHistory.slice(2));
     const pb = b.predict(probe);
     expect(Array.from(await pb.scores.data())).toEqual(scoresA);
-    // save/load: official-named encoder, classifiers, mean image (0–255), banks; identical scores.
+    // save/load: official-named encoder, classifiers, mean image, banks; identical scores.
     await a.save(join(d, 'model'));
     for (const f of ['encoder.safetensors', 'classifiers.safetensors', 'mean_image.safetensors', 'banks.safetensors', 'patchsvdd.json']) expect(existsSync(join(d, 'model', f))).toBe(true);
     setInitSeed(12);

@@ -264,7 +264,8 @@ export class PatchSvdd implements AnomalyDetector {
     const cls = new Map<string, tf.Tensor>();
     for (const [name, m] of [['cls_64', this.nets.cls64], ['cls_32', this.nets.cls32]] as const) for (const [k, t] of m.torchStateDict()) cls.set(`${name}.${k}`, t);
     write('classifiers.safetensors', cls);
-    write('mean_image.safetensors', new Map([['mean', tf.tidy(() => tf.mul(this.mean!.squeeze([0]), 255))]]));
+    // [0, 1] scale, exactly what scoring subtracts (×255 and back would round; official get_mean is ×255 of it).
+    write('mean_image.safetensors', new Map([['mean', this.mean.squeeze([0])]]));
     // Centred embeddings + centre (embedding = bank + centre): reloads bit-exactly (recentring would round).
     write('banks.safetensors', new Map<string, tf.Tensor>([
       ['bank64', centredEmbeddings(this.bank64)], ['centre64', this.bank64.centre.clone()],
@@ -301,7 +302,7 @@ export class PatchSvdd implements AnomalyDetector {
       if (!m || m.rank !== 3 || m.shape[0] !== s || m.shape[1] !== s || m.shape[2] !== 3) {
         throw new WeightsError(`${paths.mean}: expected 'mean' [${s}, ${s}, 3] for input size ${s}, got ${m ? `[${m.shape}]` : 'none'}`);
       }
-      this.setMean(tf.tidy(() => tf.div(m, 255).expandDims(0) as tf.Tensor4D));
+      this.setMean(m.expandDims(0) as tf.Tensor4D);
     });
     take(paths.banks, (sd) => {
       const get = (k: string) => {
