@@ -247,7 +247,7 @@ export class PatchSvdd implements AnomalyDetector {
   /**
    * encoder.safetensors (PyTorch layout, the official EncoderHier state-dict names of
    * `ckpts/<class>/enchier.pkl`), classifiers.safetensors (cls_64.*, cls_32.*), mean_image.safetensors
-   * ([H, W, 3] on the 0–255 scale, as the official get_mean), banks.safetensors (embeddings [B, 64]),
+   * ([H, W, 3] on the 0–1 scale: the official get_mean / 255), banks.safetensors (centred embeddings [B, 64] + centre),
    * patchsvdd.json (config, training summary).
    */
   async save(dir: string): Promise<void> {
