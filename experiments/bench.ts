@@ -18,7 +18,8 @@
  *            cpu backend), each with its DRAEM profile's gradientCheckpointing
  *            (ADBENCH_CHECKPOINTING=off|block|layer overrides); RIAD at its cpu profile
  *            (Riad.trainingLoss; no PyTorch counterpart yet); CutPaste (CutPaste.trainingLoss, SGD) at
- *            TABLE6.md's reference (128², 4 images × 3 views) and at its cpu profile (64², 8 × 3)
+ *            TABLE6.md's reference (128², 4 images × 3 views) and at its cpu profile (64², 8 × 3); Patch
+ *            SVDD at TABLE6.md's reference (4 samples per stream, 64/32-px patches; PatchSvdd.trainingLoss)
  *   coreset  PatchCore coreset for 200 images at the cpu profile: 200 x 16x16 patches = 51,200
  *            vectors of 1024 -> random projection to 128 -> 1% greedy selection (512 picks);
  *            single-threaded and threaded selection, which must pick identical indices
@@ -50,6 +51,9 @@ import { CutPaste, type CutPasteBatch } from '../src/models/cutpaste/model.js';
 import { CUTPASTE_PROFILES, scarParamsFor } from '../src/models/cutpaste/config.js';
 import { SGD } from '../src/train/optimizers/sgd.js';
 import { RIAD_PROFILES } from '../src/models/riad/config.js';
+import { PATCHSVDD_PROFILES } from '../src/models/patchsvdd/config.js';
+import { PatchSvdd } from '../src/models/patchsvdd/model.js';
+import { buildPatchBatch } from '../src/models/patchsvdd/sampling.js';
 import { GLASS_PROFILES, Glass } from '../src/models/glass/index.js';
 import { TINY_DARKNET_DEFAULT_TAPS } from '../src/models/backbones/darknet.js';
 import { getBackboneSpec, type FeatureBackbone } from '../src/models/backbones/index.js';
@@ -273,6 +277,8 @@ export const DRAEM_STEPS = [
   { label: 'CutPaste step 128², 4 images × 3 views (ResNet-18 + 2-layer head, SGD)', size: 128, batch: 4, rw: 0, dw: 0, heavy: false, reps: 3, method: 'cutpaste' as const },
   { label: 'CutPaste step, cpu profile (64², 8 images × 3 views)', size: 64, batch: 8, rw: 0, dw: 0, heavy: false, reps: 3, method: 'cutpaste' as const },
   { label: 'GLASS step, cpu profile (128², batch 8, Tiny Darknet, 512-d, GAS 10, hypersphere)', size: 128, batch: 8, rw: 0, dw: 0, heavy: false, reps: 2, method: 'glass' as const },
+  // TABLE6.md's PyTorch reference configuration: 4 samples per stream, 64/32-px patches (0.098 s/step).
+  { label: 'Patch SVDD step (4 samples per stream, 64/32-px patches)', size: 64, batch: 4, rw: 0, dw: 0, heavy: false, reps: 5, method: 'patchsvdd' as const },
 ];
 
 /** DRAEM_STEPS indices this run measures (--quick and the cpu backend skip the heavy ones). */
@@ -369,6 +375,30 @@ function glassStep(label: string, reps: number): Row {
   };
 }
 
+/**
+ * One Patch SVDD training step (src/models/patchsvdd: the four streams of `batch` samples each,
+ * f_big on 4·batch 64² patches, f_small on 4·batch 32² patches, both classifiers, Adam over the
+ * updated parameters), on one random 256² standardised image.
+ */
+function patchsvddStep(label: string, batch: number, reps: number): Row {
+  setInitSeed(0);
+  const c = { ...PATCHSVDD_PROFILES.paper, batchSize: batch };
+  const m = new PatchSvdd(c);
+  const img = new Float32Array(256 * 256 * 3);
+  for (let i = 0; i < img.length; i++) img[i] = Math.sin(i * 0.37) * 0.2;
+  const b = buildPatchBatch({ data: [img], height: 256, width: 256 }, new Array<number>(batch).fill(0), c.noiseSigma, new Rng(0));
+  const opt = new Adam([m.nets.encoder, m.nets.cls64, m.nets.cls32].flatMap((n) => n.trainableVariables()), { lr: c.lr });
+  const fwdMacs = tf.tidy(() => totalMacs(countMacs(() => m.trainingLoss(b))));
+  const t = timeIt(() => { opt.minimize(() => m.trainingLoss(b)); }, 0, reps, true);
+  opt.dispose();
+  m.dispose();
+  return {
+    section: 'train', item: label, seconds: t.s, unit: 'step', macs: 3 * fwdMacs, reps: t.reps, cores: t.cores,
+    note: `0.45 M params; step MACs = 3 x forward ${(fwdMacs / 1e9).toFixed(2)} GMAC; PyTorch: networks.py + main_train.py losses re-typed in torch_bench.py`,
+  };
+}
+
+
 function trainSection(part: number): { rows: Row[]; notes: string[] } {
   const s = DRAEM_STEPS[part];
   if ('method' in s && s.method === 'riad') return { rows: [riadStep(s.label, s.reps)], notes: [] };
@@ -376,6 +406,7 @@ function trainSection(part: number): { rows: Row[]; notes: string[] } {
     return { rows: [cutpasteStep(s.label, s.size, s.batch, s.reps)], notes: ['CutPaste step: src/models/cutpaste network and loss, random views, SGD; PyTorch: the same ResNet-18 + head re-typed in experiments/bench/torch_bench.py'] };
   }
   if ('method' in s && s.method === 'glass') return { rows: [glassStep(s.label, s.reps)], notes: [] };
+  if ('method' in s && s.method === 'patchsvdd') return { rows: [patchsvddStep(s.label, s.batch, s.reps)], notes: [] };
   const notes = ['DRAEM step: src/models/draem networks and loss (L2 + SSIM + focal), random data, Adam; PyTorch: model_unet.py + loss.py re-typed in experiments/bench/torch_bench.py'];
   const profile = 'profile' in s ? s.profile : 'cpu';
   return { rows: [draemStep(s.label, s.size, s.batch, s.rw, s.dw, s.reps, draemCheckpointing(profile))], notes };
@@ -483,6 +514,7 @@ function torchJob(section: Section, part: number, args: Args): Record<string, un
     const s = DRAEM_STEPS[part];
     if ('method' in s && s.method === 'cutpaste') return { ...base, section: 'cutpaste', label: s.label, budget: 0, max_reps: s.reps, size: s.size, sources: s.batch, head_layers: 2, classes: 3 };
     if ('method' in s && s.method === 'glass') return { ...base, section: 'glass', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, dim: GLASS_PROFILES.cpu.embedDim, hidden: GLASS_PROFILES.cpu.discHidden, gasSteps: GLASS_PROFILES.cpu.gasSteps };
+    if ('method' in s && s.method === 'patchsvdd') return { ...base, section: 'patchsvdd', label: s.label, budget: 0, max_reps: s.reps, batch: s.batch };
     if ('method' in s) return null;
     return { ...base, section: 'draem', label: s.label, budget: 0, max_reps: s.reps, size: s.size, batch: s.batch, recWidth: s.rw, discWidth: s.dw };
   }

@@ -5,12 +5,13 @@ import { draemMethod } from './models/draem/index.js';
 import { riadMethod } from './models/riad/index.js';
 import { cutpasteMethod } from './models/cutpaste/index.js';
 import { glassMethod } from './models/glass/index.js';
+import { patchsvddMethod } from './models/patchsvdd/index.js';
 
 /**
  * Method name -> definition, read by every CLI (train, costs, bench). A method joins the project
  * by adding one line here.
  */
-const METHODS: readonly MethodDefinition<BaseMethodConfig>[] = [patchcoreMethod, draemMethod, riadMethod, cutpasteMethod, glassMethod];
+const METHODS: readonly MethodDefinition<BaseMethodConfig>[] = [patchcoreMethod, draemMethod, riadMethod, cutpasteMethod, glassMethod, patchsvddMethod];
 
 /** The paper's ten methods, for messages about those not implemented yet. */
 export const PAPER_METHODS = ['patchcore', 'dinomaly', 'glass', 'draem', 'diffusionad', 'ddad', 'cutpaste', 'riad', 'patchsvdd', 'mspba'] as const;

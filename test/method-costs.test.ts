@@ -23,6 +23,7 @@ describe('one place per method', () => {
     const expected: Record<string, { params: number; gmac: number }> = {
       patchcore: { params: 68.88, gmac: 9.24 }, draem: { params: 97.42, gmac: 198.44 }, riad: { params: 28.8, gmac: 77.2 }, glass: { params: 70.46, gmac: 7.615 },
       cutpaste: { params: 11.77, gmac: 2.38 },
+      patchsvdd: { params: 0.45, gmac: 0.12 },
     };
     expect(methodNames().sort()).toEqual(Object.keys(expected).sort());
     for (const [name, t6] of Object.entries(expected)) {

@@ -4,7 +4,8 @@ import { initBackend } from '../src/backend.js';
 import { Rng } from '../src/util/rng.js';
 import { adaptiveAvgPoolLastAxis, locallyAwarePatchFeatures } from '../src/models/patchcore/patchFeatures.js';
 import { approximateGreedyCoreset } from '../src/models/patchcore/coreset.js';
-import { nearestNeighbour, reweightedScore } from '../src/models/patchcore/nearestNeighbour.js';
+import { nearestNeighbour } from '../src/nn/nearestNeighbour.js';
+import { reweightedScore } from '../src/models/patchcore/nearestNeighbour.js';
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -13,6 +13,8 @@ Sections:
   cutpaste one CutPaste training step (torchvision-layout ResNet-18 + projection head, mean CE over
            all views, SGD momentum 0.9 / wd 3e-5); ResNet-18 re-typed here so torchvision is not needed
   coreset  PatchCore's official ApproximateGreedyCoresetSampler (torch ops, as in sampler.py)
+  patchsvdd one Patch SVDD training step (official networks.py EncoderHier + PositionClassifier,
+           main_train.py loss over the four streams, Adam)
   glass    one GLASS training step at the cpu profile (Tiny Darknet re-typed below, official
            glass.py GAS loop / hypersphere LAS push / OHEM + focal, Adam + AdamW); no torchvision
 """
@@ -314,6 +316,84 @@ def bench_cutpaste(job):
     return {"s_per_step": t, "reps": reps, "params": sum(p.numel() for p in net.parameters()), "cores": cores, "step_macs": 3 * macs[0]}
 
 
+# ---------------------------------------------------------------- Patch SVDD (networks.py, main_train.py)
+
+class EncoderDeep(nn.Module):
+    def __init__(self, D=64):
+        super().__init__()
+        chans = [(3, 32, 2), (32, 64, 1), (64, 128, 1), (128, 128, 1), (128, 64, 1), (64, 32, 1), (32, 32, 1), (32, D, 1)]
+        self.convs = nn.ModuleList([nn.Conv2d(i, o, 3, s, 0) for i, o, s in chans])
+
+    def forward(self, x):
+        for i, c in enumerate(self.convs):
+            x = c(x)
+            x = F.leaky_relu(x, 0.1) if i < len(self.convs) - 1 else torch.tanh(x)
+        return x
+
+
+class EncoderHier(nn.Module):
+    def __init__(self, D=64):
+        super().__init__()
+        self.enc = EncoderDeep(D)
+        self.conv1 = nn.Conv2d(D, 128, 2, 1, 0)
+        self.conv2 = nn.Conv2d(128, D, 1, 1, 0)
+
+    def forward(self, x):
+        n = x.size(0)
+        x1, x2, x3, x4 = x[..., :32, :32], x[..., :32, 32:], x[..., 32:, :32], x[..., 32:, 32:]
+        hh = self.enc(torch.cat([x1, x2, x3, x4], dim=0))
+        h = torch.cat([torch.cat([hh[:n], hh[n:2 * n]], dim=3), torch.cat([hh[2 * n:3 * n], hh[3 * n:]], dim=3)], dim=2)
+        return torch.tanh(self.conv2(F.leaky_relu(self.conv1(h), 0.1)))
+
+
+class NormalizedLinear(nn.Module):
+    def __init__(self, fin, fout):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(fout, fin))
+        self.bias = nn.Parameter(torch.empty(fout))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -1 / math.sqrt(fin), 1 / math.sqrt(fin))
+
+    def forward(self, x):
+        with torch.no_grad():
+            w = self.weight / self.weight.data.norm(keepdim=True, dim=0)
+        return F.linear(x, w, self.bias)
+
+
+class PositionClassifier(nn.Module):
+    def __init__(self, D=64):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(D, 128), nn.Linear(128, 128), NormalizedLinear(128, 8)
+
+    def forward(self, h1, h2):
+        h = (h1 - h2).view(h1.size(0), -1)
+        return self.fc3(F.leaky_relu(self.fc2(F.leaky_relu(self.fc1(h), 0.1)), 0.1))
+
+
+def bench_patchsvdd(job):
+    torch.manual_seed(0)
+    enc, c64, c32 = EncoderHier().train(), PositionClassifier().train(), PositionClassifier().train()
+    opt = torch.optim.Adam(list(enc.parameters()) + list(c64.parameters()) + list(c32.parameters()), lr=1e-4)
+    n = job["batch"]
+    p64 = [torch.randn(n, 3, 64, 64) * 0.2 for _ in range(4)]
+    p32 = [torch.randn(n, 3, 32, 32) * 0.2 for _ in range(4)]
+    y64, y32 = torch.randint(0, 8, (n,)), torch.randint(0, 8, (n,))
+
+    def step():
+        opt.zero_grad()
+        loss_pos_64 = F.cross_entropy(c64(enc(p64[2]), enc(p64[3])), y64)
+        loss_pos_32 = F.cross_entropy(c32(enc.enc(p32[2]), enc.enc(p32[3])), y32)
+        loss_svdd_64 = (enc(p64[0]) - enc(p64[1])).norm(dim=1).mean()
+        loss_svdd_32 = (enc.enc(p32[0]) - enc.enc(p32[1])).norm(dim=1).mean()
+        loss = loss_pos_64 + loss_pos_32 + 1e-3 * (loss_svdd_64 + loss_svdd_32)
+        loss.backward()
+        opt.step()
+
+    t, reps, cores = timed(step, job["budget"], max_reps=job.get("max_reps", 10))
+    nparams = sum(p.numel() for m in (enc, c64, c32) for p in m.parameters())
+    return {"s_per_step": t, "reps": reps, "params": nparams, "cores": cores}
+
+
 # ---------------------------------------------------------------- coreset (PatchCore sampler.py)
 
 def batchwise_differences(a, b):
@@ -472,7 +552,7 @@ def bench_glass(job):
 def main():
     job = json.loads(sys.stdin.read())
     torch.set_num_threads(int(job.get("threads", 2)))
-    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "cutpaste": bench_cutpaste, "coreset": bench_coreset, "glass": bench_glass}[job["section"]]
+    fn = {"conv": bench_conv, "wrn50": bench_wrn50, "draem": bench_draem, "cutpaste": bench_cutpaste, "coreset": bench_coreset, "glass": bench_glass, "patchsvdd": bench_patchsvdd}[job["section"]]
     t0 = time.perf_counter()
     res = fn(job)
     res.update({

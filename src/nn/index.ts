@@ -13,3 +13,4 @@ export * from './layers/attention.js';
 /** Float64 linear algebra (Cholesky, solves, inverses, log-determinants, Ledoit–Wolf, Mahalanobis). */
 export * as linalg from './linalg/index.js';
 export * from './losses/index.js';
+export * from './nearestNeighbour.js';

@@ -1,4 +1,4 @@
-import type { DistanceKind } from './nearestNeighbour.js';
+import type { DistanceKind } from '../../nn/nearestNeighbour.js';
 
 /** PatchCore hyperparameters (patchcore.md; official `sample_training.sh` WR50 baseline). */
 export interface PatchCoreConfig {

@@ -11,7 +11,8 @@ import type { FeatureBackbone } from '../backbones/index.js';
 import type { PatchCoreConfig } from './config.js';
 import { approximateGreedyCoreset, randomProjection, takeRows, type VectorSet } from './coreset.js';
 import { locallyAwarePatchFeatures } from './patchFeatures.js';
-import { nearestNeighbour, reweightedScore } from './nearestNeighbour.js';
+import { nearestNeighbour } from '../../nn/nearestNeighbour.js';
+import { reweightedScore } from './nearestNeighbour.js';
 
 /**
  * PatchCore (Roth et al., CVPR 2022): frozen backbone patch features, a coreset memory bank and
