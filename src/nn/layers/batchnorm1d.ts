@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, TrainingError } from '../../errors.js';
-import { Layer } from '../module.js';
-import { noGrad } from '../gradControl.js';
+import { BatchNormBase } from './batchNormBase.js';
 
 /**
  * torch.nn.BatchNorm1d on [N, C] or [N, C, L] (channel axis 1, as torch; GLASS's discriminator,
@@ -11,26 +10,7 @@ import { noGrad } from '../gradControl.js';
  * num_batches_tracked), so checkpoints load strictly. The running statistics are updated from
  * batch statistics taken off the tape, so they are state, not part of the graph.
  */
-export class BatchNorm1d extends Layer<tf.Tensor, tf.Tensor> {
-  readonly weight: tf.Variable;
-  readonly bias: tf.Variable;
-  readonly runningMean: tf.Variable;
-  readonly runningVar: tf.Variable;
-  readonly numBatchesTracked: tf.Variable;
-
-  constructor(
-    readonly numFeatures: number,
-    readonly eps = 1e-5,
-    readonly momentum = 0.1,
-  ) {
-    super();
-    this.weight = this.addParameter('weight', tf.ones([numFeatures]));
-    this.bias = this.addParameter('bias', tf.zeros([numFeatures]));
-    this.runningMean = this.addBuffer('running_mean', tf.zeros([numFeatures]));
-    this.runningVar = this.addBuffer('running_var', tf.ones([numFeatures]));
-    this.numBatchesTracked = this.addBuffer('num_batches_tracked', tf.scalar(0));
-  }
-
+export class BatchNorm1d extends BatchNormBase<tf.Tensor, tf.Tensor> {
   forward(x: tf.Tensor): tf.Tensor {
     if ((x.rank !== 2 && x.rank !== 3) || x.shape[1] !== this.numFeatures) {
       throw new ConfigError(`BatchNorm1d(${this.numFeatures}): expected [N, ${this.numFeatures}] or [N, ${this.numFeatures}, L], got [${x.shape}]`);
@@ -54,15 +34,5 @@ export class BatchNorm1d extends Layer<tf.Tensor, tf.Tensor> {
       const xn = tf.mul(tf.sub(x, mean.reshape(bshape)), scale.reshape(bshape));
       return tf.add(xn, this.bias.reshape(bshape));
     });
-  }
-
-  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
-    const m = this.momentum;
-    // noGrad: inside a training step these ops would otherwise be taped and keep their inputs
-    noGrad(() => tf.tidy(() => {
-      this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-      this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, (m * n) / (n - 1))));
-      this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, 1));
-    }));
   }
 }

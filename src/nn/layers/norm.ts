@@ -3,32 +3,14 @@ import { Layer, runFrozen } from '../module.js';
 import { layerFusionEnabled } from '../fusion.js';
 import { affineReluGrad, channelAffine, channelDot } from '../kernels/fused-ops.js';
 import { withModuleScope } from '../scope.js';
+import { BatchNormBase } from './batchNormBase.js';
 
 /**
  * BatchNorm over the channel (last) axis of NHWC tensors, PyTorch semantics: training normalises
  * with the biased batch variance and updates running_var with the unbiased one, momentum 0.1.
  * Buffers carry torchvision's names, num_batches_tracked included, so checkpoints load strictly.
  */
-export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
-  readonly weight: tf.Variable;
-  readonly bias: tf.Variable;
-  readonly runningMean: tf.Variable;
-  readonly runningVar: tf.Variable;
-  readonly numBatchesTracked: tf.Variable;
-
-  constructor(
-    readonly numFeatures: number,
-    readonly eps = 1e-5,
-    readonly momentum = 0.1,
-  ) {
-    super();
-    this.weight = this.addParameter('weight', tf.ones([numFeatures]));
-    this.bias = this.addParameter('bias', tf.zeros([numFeatures]));
-    this.runningMean = this.addBuffer('running_mean', tf.zeros([numFeatures]));
-    this.runningVar = this.addBuffer('running_var', tf.ones([numFeatures]));
-    this.numBatchesTracked = this.addBuffer('num_batches_tracked', tf.scalar(0));
-  }
-
+export class BatchNorm2d extends BatchNormBase<tf.Tensor4D, tf.Tensor4D> {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     if (!this.training) {
       // C-sized scale/shift recomputed per call (4 tiny kernels): cheaper than any cache check
@@ -59,22 +41,6 @@ export class BatchNorm2d extends Layer<tf.Tensor4D, tf.Tensor4D> {
       if (this.training && x.rank === 4 && layerFusionEnabled()) return tf.tidy(() => this.fusedTrainingForward(x, true));
       return tf.tidy(() => tf.relu(this.forward(x)));
     }));
-  }
-
-  /**
-   * Running statistics are state, not part of the graph: updated from detached batch statistics
-   * (biased `variance`, made unbiased here over `n` values per channel), PyTorch's formula.
-   */
-  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
-    const m = this.momentum;
-    const unbiased = n > 1 ? n / (n - 1) : 1;
-    tf.tidy(() => {
-      const rm = tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m));
-      const rv = tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(variance, m * unbiased));
-      this.runningMean.assign(rm);
-      this.runningVar.assign(rv);
-      this.numBatchesTracked.assign(tf.add(this.numBatchesTracked, 1));
-    });
   }
 
   /**
