@@ -14,7 +14,7 @@ import { svddLoss } from '../src/models/patchsvdd/objective.js';
 import { buildPatchBatch, positionPair, svddPair, type PatchBatch } from '../src/models/patchsvdd/sampling.js';
 import { bankEmbeddings, denseEmbeddings, fuseMaps, makeBank, nearestDistances, spreadPatchScores } from '../src/models/patchsvdd/scoring.js';
 import { nearestNeighbour } from '../src/nn/nearestNeighbour.js';
-import type { ImageSource } from '../src/models/types.js';
+import { arraySource as source } from './helpers/imageSource.js';
 import { setInitSeed } from '../src/nn/init.js';
 import { getMethod } from '../src/registry.js';
 import { setupRuntime } from '../src/runtime.js';
@@ -36,20 +36,6 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const dir = (): string => mkdtempSync(join(root, 'run-'));
 const quietLog = () => {};
 
-function source(images: Float32Array[], size: number): ImageSource {
-  return {
-    ids: images.map((_, i) => `img${i}`),
-    length: images.length,
-    height: size,
-    width: size,
-    batch(s: number, e: number) {
-      const per = size * size * 3;
-      const d = new Float32Array((e - s) * per);
-      for (let i = s; i < e; i++) d.set(images[i], (i - s) * per);
-      return tf.tensor4d(d, [e - s, size, size, 3]);
-    },
-  };
-}
 
 function tiny(over: Partial<PatchSvddConfig> = {}): PatchSvddConfig {
   return { ...PATCHSVDD_PROFILES.cpu, resize: 64, crop: 64, epochs: 2, batchSize: 2, repeat: 1, lr: 1e-3, stride64: 16, stride32: 4, testBatchSize: 4, ...over };

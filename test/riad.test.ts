@@ -11,7 +11,7 @@ import { RIAD_PROFILES, Riad, RiadUNet, riadCostSpec, riadMethod, riadUNetParams
 import { TrainMaskSampler, type MaskDraw } from '../src/models/riad/masks.js';
 import { disjointMasks } from '../src/augment/riad.js';
 import { anomalyFromReconstructions, medianBlur3, msgmsAnomalyMap, reconstruct, riadLossTerms } from '../src/models/riad/objective.js';
-import type { ImageSource } from '../src/models/types.js';
+import { arraySource as source } from './helpers/imageSource.js';
 import { setInitSeed } from '../src/nn/init.js';
 import { getMethod } from '../src/registry.js';
 import { setupRuntime } from '../src/runtime.js';
@@ -33,20 +33,6 @@ function dir(): string {
   return mkdtempSync(join(root, 'run-'));
 }
 
-function source(images: Float32Array[], size: number): ImageSource {
-  return {
-    ids: images.map((_, i) => `img${i}`),
-    length: images.length,
-    height: size,
-    width: size,
-    batch(s: number, e: number) {
-      const per = size * size * 3;
-      const d = new Float32Array((e - s) * per);
-      for (let i = s; i < e; i++) d.set(images[i], (i - s) * per);
-      return tf.tensor4d(d, [e - s, size, size, 3]);
-    },
-  };
-}
 
 const quietLog = () => {};
 
