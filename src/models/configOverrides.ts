@@ -1,4 +1,20 @@
 import { ConfigError } from '../errors.js';
+import { getBackboneSpec } from './backbones/index.js';
+
+/** A method's named profile (`--profile`), or a ConfigError listing the ones it has. */
+export function profileConfig<C>(profiles: Readonly<Record<string, C>>, profile: string, displayName: string): C {
+  const base = (profiles as Readonly<Record<string, C | undefined>>)[profile];
+  if (!base) throw new ConfigError(`--profile ${profile}: ${displayName} has profiles ${Object.keys(profiles).join(', ')}`);
+  return base;
+}
+
+/** `--backbone NAME` for feature-extractor methods: the backbone and its default taps replace the profile's. */
+export function overrideBackbone(c: { backbone: string; layers: string[] }, requested: string | undefined): void {
+  if (!requested || requested === c.backbone) return;
+  const spec = getBackboneSpec(requested);
+  c.backbone = spec.name;
+  c.layers = [...spec.featureLayers];
+}
 
 /**
  * `--set key=value` overrides of any scalar config field, for ablations (e.g.

@@ -1,7 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { createBackbone } from '../backbones/index.js';
 import type { ResNet } from '../backbones/resnet.js';
-import { applySetOverrides } from '../configOverrides.js';
+import { applySetOverrides, profileConfig } from '../configOverrides.js';
 import { defineMethod, type ConfigOverrides } from '../method.js';
 import { defaultProtocol } from '../protocol.js';
 import { CUTPASTE_PROFILES, PAPER_SCAR, scarParamsFor, type CutPasteConfig } from './config.js';
@@ -15,8 +15,7 @@ export { cutpasteCostSpec } from './costSpec.js';
 import { cutpasteCostSpec } from './costSpec.js';
 
 function resolveConfig(profile: string, o: ConfigOverrides): CutPasteConfig {
-  const base = (CUTPASTE_PROFILES as Record<string, CutPasteConfig | undefined>)[profile];
-  if (!base) throw new ConfigError(`--profile ${profile}: CutPaste has profiles ${Object.keys(CUTPASTE_PROFILES).join(', ')}`);
+  const base = profileConfig(CUTPASTE_PROFILES, profile, 'CutPaste');
   const c: CutPasteConfig = { ...base, augmentParams: { ...base.augmentParams } };
   if (o.backbone !== undefined && o.backbone !== 'resnet18') {
     throw new ConfigError(`--backbone ${o.backbone}: CutPaste trains a ResNet-18 (cutpaste.md §2); drop the option or pass resnet18`);

@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors.js';
-import { applySetOverrides } from '../configOverrides.js';
+import { applySetOverrides, profileConfig } from '../configOverrides.js';
 import { defineMethod, type ConfigOverrides } from '../method.js';
 import { draemCostSpec } from './costSpec.js';
 import { defaultProtocol } from '../protocol.js';
@@ -14,8 +14,7 @@ export { anomalyMap, imageScores } from './scoring.js';
 export * from './network.js';
 
 function resolveConfig(profile: string, o: ConfigOverrides): DraemConfig {
-  const base = (DRAEM_PROFILES as Record<string, DraemConfig | undefined>)[profile];
-  if (!base) throw new ConfigError(`--profile ${profile}: DRAEM has profiles ${Object.keys(DRAEM_PROFILES).join(', ')}`);
+  const base = profileConfig(DRAEM_PROFILES, profile, 'DRAEM');
   const c: DraemConfig = { ...base, anomalyParams: { ...base.anomalyParams } };
   if (o.backbone !== undefined) {
     throw new ConfigError('--backbone: DRAEM has no pretrained backbone (both networks train from scratch); drop the option');

@@ -1,8 +1,8 @@
 import { ConfigError } from '../../errors.js';
 import { getStrategyEntry } from '../../augment/registry.js';
 import { setInitSeed } from '../../nn/init.js';
-import { createBackbone, getBackboneSpec } from '../backbones/index.js';
-import { applySetOverrides } from '../configOverrides.js';
+import { createBackbone } from '../backbones/index.js';
+import { applySetOverrides, profileConfig, overrideBackbone } from '../configOverrides.js';
 import { defineMethod, type ConfigOverrides, type ResolveContext } from '../method.js';
 import { defaultProtocol } from '../protocol.js';
 import { GLASS_DISTRIBUTION, GLASS_PROFILES, type GlassConfig, type GlassDistribution } from './config.js';
@@ -25,14 +25,9 @@ const LARGER_RESIZE = new Set(['wood', 'toothbrush']);
  * class and the one that needs no centre); `--set distribution=hypersphere` overrides it.
  */
 function resolveConfig(profile: string, o: ConfigOverrides, ctx: ResolveContext = {}): GlassConfig {
-  const base = (GLASS_PROFILES as Record<string, GlassConfig | undefined>)[profile];
-  if (!base) throw new ConfigError(`--profile ${profile}: GLASS has profiles ${Object.keys(GLASS_PROFILES).join(', ')}`);
+  const base = profileConfig(GLASS_PROFILES, profile, 'GLASS');
   const c: GlassConfig = { ...base, layers: [...base.layers] };
-  if (o.backbone && o.backbone !== c.backbone) {
-    const spec = getBackboneSpec(o.backbone);
-    c.backbone = spec.name;
-    c.layers = [...spec.featureLayers];
-  }
+  overrideBackbone(c, o.backbone);
   if (o.imageSize !== undefined) {
     if (!Number.isInteger(o.imageSize) || o.imageSize < 32) throw new ConfigError(`--image-size ${o.imageSize}: must be an integer >= 32`);
     c.crop = o.imageSize;

@@ -1,9 +1,9 @@
 import { ConfigError } from '../../errors.js';
-import { createBackbone, getBackboneSpec } from '../backbones/index.js';
+import { createBackbone } from '../backbones/index.js';
 import { defineMethod, type ConfigOverrides } from '../method.js';
 import { patchcoreCostSpec } from './costSpec.js';
 import { defaultProtocol } from '../protocol.js';
-import { applySetOverrides } from '../configOverrides.js';
+import { applySetOverrides, profileConfig, overrideBackbone } from '../configOverrides.js';
 import { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
 import { PatchCore } from './model.js';
 
@@ -12,14 +12,9 @@ export { patchcoreCostSpec, resnetPartParams } from './costSpec.js';
 export { PATCHCORE_PROFILES, type PatchCoreConfig } from './config.js';
 
 function resolveConfig(profile: string, o: ConfigOverrides): PatchCoreConfig {
-  const base = (PATCHCORE_PROFILES as Record<string, PatchCoreConfig | undefined>)[profile];
-  if (!base) throw new ConfigError(`--profile ${profile}: PatchCore has profiles ${Object.keys(PATCHCORE_PROFILES).join(', ')}`);
+  const base = profileConfig(PATCHCORE_PROFILES, profile, 'PatchCore');
   const c: PatchCoreConfig = { ...base, layers: [...base.layers] };
-  if (o.backbone && o.backbone !== c.backbone) {
-    const spec = getBackboneSpec(o.backbone);
-    c.backbone = spec.name;
-    c.layers = [...spec.featureLayers];
-  }
+  overrideBackbone(c, o.backbone);
   if (o.imageSize !== undefined) {
     if (!Number.isInteger(o.imageSize) || o.imageSize < 32) throw new ConfigError(`--image-size ${o.imageSize}: must be an integer >= 32`);
     // Keep the profile's resize/crop ratio (256/224 in the official pipeline).

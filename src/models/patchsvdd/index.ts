@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors.js';
-import { applySetOverrides } from '../configOverrides.js';
+import { applySetOverrides, profileConfig } from '../configOverrides.js';
 import { defineMethod, type ConfigOverrides } from '../method.js';
 import { defaultProtocol } from '../protocol.js';
 import { PATCHSVDD_PROFILES, type PatchSvddConfig } from './config.js';
@@ -14,8 +14,7 @@ import { patchsvddCostSpec } from './costSpec.js';
 
 /** Profile + CLI overrides → config; checks what a long run would otherwise trip over late. */
 function resolveConfig(profile: string, o: ConfigOverrides): PatchSvddConfig {
-  const base = (PATCHSVDD_PROFILES as Record<string, PatchSvddConfig | undefined>)[profile];
-  if (!base) throw new ConfigError(`--profile ${profile}: Patch SVDD has profiles ${Object.keys(PATCHSVDD_PROFILES).join(', ')}`);
+  const base = profileConfig(PATCHSVDD_PROFILES, profile, 'Patch SVDD');
   const c: PatchSvddConfig = { ...base };
   if (o.backbone !== undefined) throw new ConfigError('--backbone: Patch SVDD trains its patch encoder from scratch and has no backbone; drop the option');
   if (o.textures !== undefined) throw new ConfigError('--textures: Patch SVDD uses no synthetic anomalies; drop the option');

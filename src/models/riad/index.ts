@@ -1,5 +1,5 @@
 import { ConfigError } from '../../errors.js';
-import { applySetOverrides } from '../configOverrides.js';
+import { applySetOverrides, profileConfig } from '../configOverrides.js';
 import { defineMethod, type ConfigOverrides } from '../method.js';
 import { riadCostSpec } from './costs.js';
 import { defaultProtocol } from '../protocol.js';
@@ -19,8 +19,7 @@ function oddAtLeastOne(v: number): number {
 
 /** Profile + CLI overrides → config; checks everything a long run would otherwise trip over late. */
 function resolveConfig(profile: string, o: ConfigOverrides): RiadConfig {
-  const base = (RIAD_PROFILES as Record<string, RiadConfig | undefined>)[profile];
-  if (!base) throw new ConfigError(`--profile ${profile}: RIAD has profiles ${Object.keys(RIAD_PROFILES).join(', ')}`);
+  const base = profileConfig(RIAD_PROFILES, profile, 'RIAD');
   const c: RiadConfig = {
     ...base,
     masks: { strategy: base.masks.strategy, params: { ...base.masks.params } },
